@@ -1,0 +1,97 @@
+"""Building blocks shared by the 2K2K networks (facts sheet §2.1).
+
+Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the index layout of every
+``nn.Sequential`` reproduce the authors' state-dict keys, so their checkpoints load strictly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """Channel count of a layer under the width multiplier (1.0 = the authors' architecture)."""
+    return max(1, int(round(channels * width)))
+
+
+class ConvBlock(nn.Module):
+    """Two [3x3 conv -> BatchNorm -> ReLU] layers: ``[B, C_in, H, W] -> [B, C_out, H, W]``."""
+
+    def __init__(self, ch_in: int, ch_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch_out, ch_out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class SingleConv(nn.Module):
+    """One [3x3 conv -> BatchNorm -> ReLU]: ``[B, C_in, H, W] -> [B, C_out, H, W]``."""
+
+    def __init__(self, ch_in: int, ch_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Conv1x1Relu(nn.Module):
+    """1x1 conv -> ReLU, no BatchNorm: ``[B, C_in, H, W] -> [B, C_out, H, W]``."""
+
+    def __init__(self, ch_in: int, ch_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(ch_in, ch_out, kernel_size=1), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class UpConv(nn.Module):
+    """Nearest x2 upsampling -> 3x3 conv -> BatchNorm -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H, 2W]``."""
+
+    def __init__(self, ch_in: int, ch_out: int) -> None:
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(ch_out),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(x)
+
+
+class AttentionBlock(nn.Module):
+    """Additive attention gate of Attention U-Net.
+
+    Args:
+        f_g: channels of the gating signal ``g`` (decoder feature).
+        f_l: channels of the skip feature ``x`` (encoder feature).
+        f_int: channels of the intermediate 1x1 projections.
+    """
+
+    def __init__(self, f_g: int, f_l: int, f_int: int) -> None:
+        super().__init__()
+        self.W_g = nn.Sequential(nn.Conv2d(f_g, f_int, kernel_size=1), nn.BatchNorm2d(f_int))
+        self.W_x = nn.Sequential(nn.Conv2d(f_l, f_int, kernel_size=1), nn.BatchNorm2d(f_int))
+        self.psi = nn.Sequential(nn.Conv2d(f_int, 1, kernel_size=1), nn.BatchNorm2d(1), nn.Sigmoid())
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``g`` [B, F_g, H, W], ``x`` [B, F_l, H, W] -> gated skip [B, F_l, H, W]."""
+        psi = self.psi(self.relu(self.W_g(g) + self.W_x(x)))  # [B, 1, H, W]
+        return x * psi

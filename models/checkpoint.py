@@ -1,0 +1,85 @@
+"""Checkpoint loading: the authors' format and ours, strict, with a key-by-key report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or does not fit the model; the message says why."""
+
+
+def extract_state_dict(checkpoint: Mapping, source: str = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """Model weights from a loaded checkpoint object.
+
+    Accepts the authors' ``{'model_state_dict': ...}``, our ``{'model': ...}``, or a bare state dict;
+    strips a ``module.`` prefix (DataParallel / DDP saves).
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"{source}: expected a dict, got {type(checkpoint).__name__}")
+    for key in ("model_state_dict", "model", "state_dict"):
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    state = {}
+    for k, v in checkpoint.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {k!r} is {type(v).__name__}, not a tensor")
+        state[k.removeprefix("module.")] = v
+    return state
+
+
+def load_state_dict_strict(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str = "<state dict>",
+    allow_missing: Iterable[str] = (),
+) -> None:
+    """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error.
+
+    Args:
+        allow_missing: key prefixes that may be absent (e.g. ``("refine.",)`` to start phase 2 from a
+            phase-1 checkpoint); everything else must match exactly.
+    Raises:
+        CheckpointError listing every offending key (up to 20 per kind) and the counts.
+    """
+    own = model.state_dict()
+    allow = tuple(allow_missing)
+    missing = [k for k in own if k not in state and not k.startswith(allow)]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"{source} does not fit {type(model).__name__} ({len(own)} entries, {len(state)} given):"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+            if keys:
+                shown = "\n    ".join(keys[:20]) + ("\n    ..." if len(keys) > 20 else "")
+                lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state, strict=not allow)
+
+
+def load_checkpoint(
+    model: nn.Module, path: str | os.PathLike, allow_missing: Iterable[str] = ()
+) -> dict:
+    """Read a checkpoint file (authors' ``.pth.tar`` or ours) and load it strictly into ``model``.
+
+    Returns:
+        the whole checkpoint dict (optimizer state, epoch ... when present).
+    """
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise CheckpointError(f"checkpoint not found: {source}")
+    try:
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/foreign files
+        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    load_state_dict_strict(model, extract_state_dict(checkpoint, source), source, allow_missing)
+    return checkpoint if isinstance(checkpoint, dict) else {}

@@ -1,0 +1,160 @@
+"""The full 2K2K model (authors' ``Model_2K2K``, facts sheet §1.2-1.3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.keypoints import invert_affine
+
+from .aunet import AUNet
+from .daunet import DAUNet
+from .parts import (
+    NUM_PARTS,
+    PART_NETS,
+    PartGeometry,
+    blend_windows,
+    crop_grids,
+    merge_parts,
+    sample_part_crops,
+)
+from .refine import RefineNet
+
+COARSE_FACTOR = 8  # coarse nets run at res / 8 (256 for 2048)
+FRONT_BACKGROUND = 6.0  # front depth of background pixels, in D units (ReLU6 ceiling)
+
+
+class Model2K2K(nn.Module):
+    """Coarse normal net, five part normal nets, D-AU-Net coarse depth and (phase 2) refinement.
+
+    Args:
+        phase: 1 = normal nets + coarse depth (no refinement net); 2 = full model.
+        res: working resolution (multiple of 64; the authors' model is 2048).
+        width: channel multiplier of every network (1.0 = the authors' architecture).
+        frozen_eval: phase 2 only. Keep the frozen networks (all but ``refine``) in eval mode when the
+            model is put in training mode, so their BatchNorm uses and keeps the phase-1 running
+            statistics. The authors train them in train mode (facts sheet §8 item 3); False restores that.
+    """
+
+    def __init__(
+        self, phase: int = 2, res: int = 2048, width: float = 1.0, frozen_eval: bool = True
+    ) -> None:
+        super().__init__()
+        if phase not in (1, 2):
+            raise ValueError(f"phase must be 1 or 2, got {phase}")
+        self.phase, self.res, self.frozen_eval = phase, res, frozen_eval
+        self.geometry = PartGeometry.for_resolution(res)
+        self.img2normal_face = AUNet(6, 6, width)
+        self.img2normal_upper = AUNet(6, 6, width)
+        self.img2normal_arm = AUNet(6, 6, width)
+        self.img2normal_leg = AUNet(6, 6, width)
+        self.img2normal_shoe = AUNet(6, 6, width)
+        self.img2normal_down = AUNet(3, 6, width)
+        self.ImgNorm_to_Dep = DAUNet(3, 6, 3, width)
+        if phase == 2:
+            self.refine = RefineNet(2, 6, 3, width)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Authors' init: conv weights ~ N(0, 2 / (k_h k_w C_out)), default conv biases, BN (1, 0)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                kh, kw = m.kernel_size
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (kh * kw * m.out_channels)))
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def part_net(self, name: str) -> AUNet:
+        return getattr(self, f"img2normal_{name}")
+
+    def trainable_modules(self) -> list[nn.Module]:
+        """Modules whose parameters the current phase trains."""
+        if self.phase == 2:
+            return [self.refine]
+        return [self.part_net(n) for n, _, _ in PART_NETS] + [self.img2normal_down, self.ImgNorm_to_Dep]
+
+    def train(self, mode: bool = True) -> Model2K2K:
+        super().train(mode)
+        if mode and self.phase == 2 and self.frozen_eval:
+            for child in self.children():
+                if child is not self.refine:
+                    child.eval()
+        return self
+
+    def forward(self, image: torch.Tensor, theta: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Run the model.
+
+        Args:
+            image: [B, 3, res, res] RGB normalised to [-1, 1].
+            theta: [B, 12, 2, 3] per-part sampling matrices, canvas NC -> image NC
+                (``utils.keypoints.part_matrices``).
+        Returns:
+            The authors' output dictionary (facts sheet §1.2): ``pred_<net>_normal_front/back``
+            [B * n_parts, 3, h, w] (encoded normals, canvas frame), ``pred_down_normal_front/back``
+            [B, 3, res/8, res/8], ``pred_down_depth_front/back/mask`` [B, 1, res/8, res/8] (D units;
+            phase 2: after the mask clean-up), ``pred_normal_front/back`` [B, 3, res, res] merged
+            normals, ``pred_depth_front/back/mask`` [B, 1, res, res], ``occupancy`` [B, res, res],
+            ``z`` = theta, ``inv_z`` [B, 12, 2, 3]; plus ``pred_down_depth_mask_logit`` and
+            ``pred_depth_mask_logit`` (pre-sigmoid masks, for a proper BCE-with-logits loss).
+            Entries a phase does not compute are None.
+        """
+        B, C, H, W = image.shape
+        assert (C, H, W) == (3, self.res, self.res), f"image must be [B, 3, {self.res}, {self.res}]"
+        assert theta.shape == (B, NUM_PARTS, 2, 3), f"theta must be [B, 12, 2, 3], got {theta.shape}"
+        geo = self.geometry
+        r = self.res // COARSE_FACTOR
+        out: dict[str, torch.Tensor | None] = {}
+        frozen = self.phase == 2
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            with torch.no_grad():
+                grids = crop_grids(theta, geo)
+                rgb_crops = sample_part_crops(image, grids, geo)
+                small = F.interpolate(image, size=(r, r), mode="bilinear", align_corners=False)
+            down_normal = self.img2normal_down(small)  # [B, 6, r, r]
+            out["pred_down_normal_front"], out["pred_down_normal_back"] = down_normal.split(3, 1)
+            with torch.no_grad():
+                guide = F.interpolate(
+                    down_normal[:, :3], size=(H, W), mode="bilinear", align_corners=False
+                )  # [B, 3, res, res], upsampled once for all parts
+                guide_crops = sample_part_crops(guide, grids, geo)
+                del guide
+            part_out = {}
+            for name, _, _ in PART_NETS:
+                x = torch.cat((rgb_crops[name], guide_crops[name]), dim=1)  # [B*n, 6, h, w]
+                part_out[name] = self.part_net(name)(x)
+                front, back = part_out[name].split(3, 1)
+                out[f"pred_{name}_normal_front"], out[f"pred_{name}_normal_back"] = front, back
+            del rgb_crops, guide_crops
+            coarse = self.ImgNorm_to_Dep(small, down_normal)  # [B, 3, r, r]
+        down_front = F.relu6(coarse[:, 0:1])
+        down_back = F.relu6(coarse[:, 1:2])
+        out["pred_down_depth_mask_logit"] = coarse[:, 2:3]
+        out["pred_down_depth_mask"] = down_mask = torch.sigmoid(coarse[:, 2:3])
+        out["z"] = theta
+        out["inv_z"] = inv_theta = invert_affine(theta)
+        for key in ("pred_normal_front", "pred_normal_back", "pred_depth_front", "pred_depth_back"):
+            out[key] = None
+        out["pred_depth_mask"] = out["pred_depth_mask_logit"] = out["occupancy"] = None
+        if self.phase == 1:
+            out["pred_down_depth_front"], out["pred_down_depth_back"] = down_front, down_back
+            return out
+
+        with torch.no_grad():
+            keep = (down_mask > 0.5).to(down_front.dtype)
+            down_front = down_front * keep + FRONT_BACKGROUND * (1 - keep)
+            down_back = down_back * keep
+            out["pred_down_depth_front"], out["pred_down_depth_back"] = down_front, down_back
+            weights = blend_windows(grids, geo)
+            merged, occupancy = merge_parts(part_out, weights, theta, inv_theta, geo)
+            out["pred_normal_front"], out["pred_normal_back"] = merged.split(3, 1)
+            out["occupancy"] = occupancy
+        refined = self.refine(torch.cat((down_front, down_back), dim=1), merged)  # [B, 3, res, res]
+        out["pred_depth_front"] = F.relu6(refined[:, 0:1])
+        out["pred_depth_back"] = F.relu6(refined[:, 1:2])
+        out["pred_depth_mask_logit"] = refined[:, 2:3]
+        out["pred_depth_mask"] = torch.sigmoid(refined[:, 2:3])
+        return out

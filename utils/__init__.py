@@ -1,0 +1,1 @@
+"""Utilities of the 2K2K re-implementation."""
