@@ -7,12 +7,31 @@ Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 def scale_channels(channels: int, width: float) -> int:
     """Channel count of a layer under the width multiplier (1.0 = the authors' architecture)."""
     return max(1, int(round(channels * width)))
+
+
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(conv(x))`` as one convolution, using BN's running statistics (eval)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    weight = conv.weight * scale.view(-1, 1, 1, 1)
+    return weight, (bias - bn.running_mean) * scale + bn.bias
+
+
+def conv_bn_relu(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = True) -> torch.Tensor:
+    """``relu(bn(conv(x)))``; in eval mode the BatchNorm is folded into the convolution (one pass)."""
+    if bn.training:
+        y = bn(conv(x))
+    else:
+        weight, bias = fold_bn(conv, bn)
+        y = F.conv2d(x, weight, bias, conv.stride, conv.padding)
+    return torch.relu_(y) if relu else y
 
 
 class ConvBlock(nn.Module):
@@ -30,7 +49,10 @@ class ConvBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        if self.training:
+            return self.conv(x)
+        x = conv_bn_relu(x, self.conv[0], self.conv[1])
+        return conv_bn_relu(x, self.conv[3], self.conv[4])
 
 
 class SingleConv(nn.Module):
@@ -45,7 +67,9 @@ class SingleConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        if self.training:
+            return self.conv(x)
+        return conv_bn_relu(x, self.conv[0], self.conv[1])
 
 
 class Conv1x1Relu(nn.Module):
@@ -72,7 +96,9 @@ class UpConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(x)
+        if self.training:
+            return self.up(x)
+        return conv_bn_relu(self.up[0](x), self.up[1], self.up[2])
 
 
 class AttentionBlock(nn.Module):
