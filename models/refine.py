@@ -1,10 +1,11 @@
 """Shallow refinement net (authors' ``Refine_2048``, facts sheet §2.5): coarse depth at ``res / 8`` is
 upsampled x2 three times, each stage guided by the merged normals at that scale.
 
-In eval mode every stage runs in horizontal bands with a halo (``tile_pixels``), so a 2048^2 forward
-never holds a full-resolution 64-channel activation (1 GiB each). The result is the same function:
-each stage has three 3x3 convolutions along any path, a halo of 4 rows covers their receptive field,
-and at the image border the bands see the true zero padding.
+In eval mode every stage runs in square tiles with a halo (``tile_pixels`` per tile), so a 2048^2
+forward never holds a full-resolution 64-channel activation (1 GiB each), and each tile's activations
+stay in cache. The result is the same function: each stage has three 3x3 convolutions along any path,
+a halo of 4 pixels covers their receptive field, and at the image border the tiles see the true zero
+padding.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class RefineNet(nn.Module):
         ch_normal: merged normal channels (front 3 + back 3).
         ch_out: output channels (front depth, back depth, mask logit; activations applied outside).
         width: channel multiplier (1.0 = authors: 32-channel branches, 64-channel merges).
-        tile_pixels: approximate pixels per band in eval mode (0 disables banding).
+        tile_pixels: pixels per square tile in eval mode (0 disables tiling).
     """
 
     def __init__(
@@ -56,18 +57,25 @@ class RefineNet(nn.Module):
         x = torch.cat((depth(prev), norm(normal)), dim=1)  # [B, 2*cb, 2h, 2w]
         return head(merge(x))
 
-    def _stage_banded(self, i: int, prev: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    def _stage_tiled(self, i: int, prev: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
         B, _, H, W = normal.shape
-        rows = max(2 * _HALO, (self.tile_pixels // W) // 2 * 2)
-        if self.tile_pixels <= 0 or rows >= H:
+        side = max(2 * _HALO, int(self.tile_pixels**0.5) // 2 * 2)
+        if self.tile_pixels <= 0 or (side >= H and side >= W):
             return self._stage(i, prev, normal)
-        bands = []
-        for r0 in range(0, H, rows):
-            r1 = min(H, r0 + rows)
+        out = None
+        for r0 in range(0, H, side):
+            r1 = min(H, r0 + side)
             lo, hi = max(0, r0 - _HALO), min(H, r1 + _HALO)
-            out = self._stage(i, prev[:, :, lo // 2 : hi // 2], normal[:, :, lo:hi])
-            bands.append(out[:, :, r0 - lo : r1 - lo])
-        return torch.cat(bands, dim=2)  # [B, C, H, W]
+            for c0 in range(0, W, side):
+                c1 = min(W, c0 + side)
+                left, right = max(0, c0 - _HALO), min(W, c1 + _HALO)
+                tile = self._stage(
+                    i, prev[:, :, lo // 2 : hi // 2, left // 2 : right // 2], normal[:, :, lo:hi, left:right]
+                )  # [B, C, hi-lo, right-left]
+                if out is None:
+                    out = tile.new_empty(B, tile.shape[1], H, W)
+                out[:, :, r0:r1, c0:c1] = tile[:, :, r0 - lo : r1 - lo, c0 - left : c1 - left]
+        return out
 
     def forward(self, depth: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
         """``depth`` [B, 2, r, r], ``normal`` [B, 6, 8r, 8r] -> [B, 3, 8r, 8r].
@@ -77,7 +85,7 @@ class RefineNet(nn.Module):
         """
         _, _, r, _ = depth.shape
         assert normal.shape[-1] == 8 * r, f"normals {tuple(normal.shape)} must be 8x depth {r}"
-        stage = self._stage if self.training else self._stage_banded
+        stage = self._stage if self.training else self._stage_tiled
         x = stage(1, depth, normal[:, :, 1::4, 1::4])
         x = stage(2, x, normal[:, :, ::2, ::2])
         return stage(3, x, normal)
