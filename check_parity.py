@@ -15,32 +15,37 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from models import build_model
-from models.recipe import recipe_state_dict
-from utils.parity import compare_outputs, format_report, load_input
+from utils.parity import build_recipe_model, compare_case, load_input
 from utils.visualize import depth_rgb8, grid, label, to_rgb8, write_png
 
-DEFAULT_CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "fixtures", "case_syn")
+DEFAULT_CASE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "tests", "fixtures", "case_syn"
+)
 
 
 def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    image, theta = load_input(args.case)
-    model = build_model(phase=2, res=2048)
-    model.load_state_dict(recipe_state_dict(model))
-    model = model.eval().to(memory_format=torch.channels_last)
+    case = Path(args.case)
+    image = load_input(case / "input_rgb_2048.png")
+    theta = torch.from_numpy(np.load(case / "theta.npy"))[None]
+    model = build_recipe_model()
     start = time.perf_counter()
     with torch.no_grad():
         out = model(image, theta)
     seconds = time.perf_counter() - start
-    reports = compare_outputs(out, args.case)
-    text = format_report(reports)
+    arrays = {k: v.contiguous().numpy() for k, v in out.items() if v is not None}
+    reports = compare_case(arrays, case)
+    text = "\n".join(str(r) for r in reports if not r.ok or args.verbose) or "all checks ok"
     ok = all(r.ok for r in reports)
-    summary = (f"case {args.case}: forward {seconds:.1f} s on {args.threads} threads; "
-               f"parity {'PASSED' if ok else 'FAILED'} ({sum(r.ok for r in reports)}/{len(reports)})")
+    summary = (
+        f"case {args.case}: forward {seconds:.1f} s on {args.threads} threads; "
+        f"parity {'PASSED' if ok else 'FAILED'} ({sum(r.ok for r in reports)}/{len(reports)})"
+    )
     print(text)
     print(summary)
 
@@ -64,11 +69,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--case", default=DEFAULT_CASE, help="parity case folder")
     p.add_argument("--out", default="outputs/parity", help="output folder for panel and report")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--tile", type=int, default=384, help="panel tile size in pixels")
+    p.add_argument("--verbose", action="store_true", help="print every check, not only failures")
     return p.parse_args(argv)
 
 

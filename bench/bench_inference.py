@@ -55,8 +55,14 @@ def measure(config: str, res: int, threads: int, repeat: int) -> dict:
             assert torch.isfinite(out["pred_depth_front"]).all()
             del out
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return {"config": config, "res": res, "threads": threads, "first_s": times[0],
-            "best_s": min(times), "peak_rss_gb": peak / 1e9}
+    return {
+        "config": config,
+        "res": res,
+        "threads": threads,
+        "first_s": times[0],
+        "best_s": min(times),
+        "peak_rss_gb": peak / 1e9,
+    }
 
 
 def main(args: argparse.Namespace) -> None:
@@ -65,33 +71,59 @@ def main(args: argparse.Namespace) -> None:
         return
     rows = []
     for config in args.configs:
-        cmd = [sys.executable, "-m", "bench.bench_inference", "--child", config,
-               "--res", str(args.res), "--threads", str(args.threads), "--repeat", str(args.repeat)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.bench_inference",
+            "--child",
+            config,
+            "--res",
+            str(args.res),
+            "--threads",
+            str(args.threads),
+            "--repeat",
+            str(args.repeat),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    print(f"phase-2 forward, batch 1, res {args.res}, {args.threads} threads, "
-          f"{args.repeat} run(s), torch {torch.__version__}")
+    print(
+        f"phase-2 forward, batch 1, res {args.res}, {args.threads} threads, "
+        f"{args.repeat} run(s), torch {torch.__version__}"
+    )
     print(f"{'config':10s} {'first [s]':>10s} {'best [s]':>10s} {'peak RSS [GB]':>14s}")
     for r in rows:
-        print(f"{r['config']:10s} {r['first_s']:10.2f} {r['best_s']:10.2f} {r['peak_rss_gb']:14.2f}")
+        print(
+            f"{r['config']:10s} {r['first_s']:10.2f} {r['best_s']:10.2f} {r['peak_rss_gb']:14.2f}"
+        )
     lean = next((r for r in rows if r["config"] == "lean"), None)
     base = next((r for r in rows if r["config"] == "baseline"), None)
     if lean and base:
-        print(f"lean vs baseline: {base['best_s'] / lean['best_s']:.2f}x faster, "
-              f"{base['peak_rss_gb'] / lean['peak_rss_gb']:.2f}x less memory")
+        print(
+            f"lean vs baseline: {base['best_s'] / lean['best_s']:.2f}x faster, "
+            f"{base['peak_rss_gb'] / lean['peak_rss_gb']:.2f}x less memory"
+        )
     if lean and args.res == 2048:
         ok_t, ok_m = lean["best_s"] <= 10.0, lean["peak_rss_gb"] <= 2.0
-        print(f"target (2 cores, 2048): <= 10 s {'met' if ok_t else 'NOT met'}, "
-              f"<= 2 GB {'met' if ok_m else 'NOT met'}")
+        print(
+            f"target (2 cores, 2048): <= 10 s {'met' if ok_t else 'NOT met'}, "
+            f"<= 2 GB {'met' if ok_m else 'NOT met'}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--res", type=int, default=2048, help="working resolution (multiple of 64)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeat", type=int, default=2, help="forward passes per configuration")
-    p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
-                   help="configurations to measure, each in its own process")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        default=list(CONFIGS),
+        help="configurations to measure, each in its own process",
+    )
     p.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

@@ -1,7 +1,7 @@
 """Building blocks shared by the 2K2K networks (facts sheet §2.1).
 
-Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the index layout of every
-``nn.Sequential`` reproduce the authors' state-dict keys, so their checkpoints load strictly.
+Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the index layout of
+every ``nn.Sequential`` reproduce the authors' state-dict keys, so their checkpoints load strictly.
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ def scale_channels(channels: int, width: float) -> int:
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``bn(conv(x))`` as one convolution, using BN's running statistics (eval)."""
+    """Weight and bias of ``bn(conv(x))`` as one convolution, using BN's running statistics
+    (eval)."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     weight = conv.weight * scale.view(-1, 1, 1, 1)
     return weight, (bias - bn.running_mean) * scale + bn.bias
 
 
-def conv_bn_relu(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = True) -> torch.Tensor:
-    """``relu(bn(conv(x)))``; in eval mode the BatchNorm is folded into the convolution (one pass)."""
+def conv_bn_relu(
+    x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = True
+) -> torch.Tensor:
+    """``relu(bn(conv(x)))``; in eval mode the BatchNorm is folded into the convolution (one
+    pass)."""
     if bn.training:
         y = bn(conv(x))
     else:
@@ -84,7 +88,8 @@ class Conv1x1Relu(nn.Module):
 
 
 class UpConv(nn.Module):
-    """Nearest x2 upsampling -> 3x3 conv -> BatchNorm -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H, 2W]``."""
+    """Nearest x2 upsampling -> 3x3 conv -> BatchNorm -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H,
+    2W]``."""
 
     def __init__(self, ch_in: int, ch_out: int) -> None:
         super().__init__()
@@ -114,7 +119,9 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.W_g = nn.Sequential(nn.Conv2d(f_g, f_int, kernel_size=1), nn.BatchNorm2d(f_int))
         self.W_x = nn.Sequential(nn.Conv2d(f_l, f_int, kernel_size=1), nn.BatchNorm2d(f_int))
-        self.psi = nn.Sequential(nn.Conv2d(f_int, 1, kernel_size=1), nn.BatchNorm2d(1), nn.Sigmoid())
+        self.psi = nn.Sequential(
+            nn.Conv2d(f_int, 1, kernel_size=1), nn.BatchNorm2d(1), nn.Sigmoid()
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

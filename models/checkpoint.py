@@ -13,11 +13,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint file cannot be read or does not fit the model; the message says why."""
 
 
-def extract_state_dict(checkpoint: Mapping, source: str = "<checkpoint>") -> dict[str, torch.Tensor]:
+def extract_state_dict(
+    checkpoint: Mapping, source: str = "<checkpoint>"
+) -> dict[str, torch.Tensor]:
     """Model weights from a loaded checkpoint object.
 
-    Accepts the authors' ``{'model_state_dict': ...}``, our ``{'model': ...}``, or a bare state dict;
-    strips a ``module.`` prefix (DataParallel / DDP saves).
+    Accepts the authors' ``{'model_state_dict': ...}``, our ``{'model': ...}``, or a bare state
+    dict; strips a ``module.`` prefix (DataParallel / DDP saves).
     """
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{source}: expected a dict, got {type(checkpoint).__name__}")
@@ -42,8 +44,8 @@ def load_state_dict_strict(
     """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error.
 
     Args:
-        allow_missing: key prefixes that may be absent (e.g. ``("refine.",)`` to start phase 2 from a
-            phase-1 checkpoint); everything else must match exactly.
+        allow_missing: key prefixes that may be absent (e.g. ``("refine.",)`` to start phase 2
+            from a phase-1 checkpoint); everything else must match exactly.
     Raises:
         CheckpointError listing every offending key (up to 20 per kind) and the counts.
     """
@@ -57,8 +59,13 @@ def load_state_dict_strict(
         if k in state and state[k].shape != own[k].shape
     ]
     if missing or unexpected or shapes:
-        lines = [f"{source} does not fit {type(model).__name__} ({len(own)} entries, {len(state)} given):"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+        name = type(model).__name__
+        lines = [f"{source} does not fit {name} ({len(own)} entries, {len(state)} given):"]
+        for title, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("mis-shaped", shapes),
+        ):
             if keys:
                 shown = "\n    ".join(keys[:20]) + ("\n    ..." if len(keys) > 20 else "")
                 lines.append(f"  {len(keys)} {title} key(s):\n    {shown}")

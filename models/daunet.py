@@ -1,5 +1,5 @@
-"""D-AU-Net: the dual-encoder attention U-Net (authors' ``ATUNetME``) that predicts coarse front/back
-depth and mask from the low-resolution image and coarse normals (facts sheet §2.3)."""
+"""D-AU-Net: the dual-encoder attention U-Net (authors' ``ATUNetME``) that predicts coarse
+front/back depth and mask from the low-resolution image and coarse normals (facts sheet §2.3)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class DAUNet(nn.Module):
     Args:
         ch_image: channels of the image input (3).
         ch_normal: channels of the normal input (6 = coarse front + back normals).
-        ch_out: output channels (3 = front depth, back depth, mask logit; activations applied outside).
+        ch_out: output channels (3 = front depth, back depth, mask logit; activations applied
+        outside).
         width: channel multiplier; 1.0 gives the authors' 32-64-128-256-512 encoder widths.
     """
 

@@ -224,9 +224,7 @@ class Loss2K2K(nn.Module):
             return _reduce(_bce_logits, logit, target, self.config.reduction)
         return _reduce(_bce_logits, prob, target, self.config.reduction)
 
-    def _smooth_l1_pair(
-        self, pred: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]
-    ) -> Tensor:
+    def _smooth_l1_pair(self, pred: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> Tensor:
         """Sum of the reduced Smooth-L1 (beta 1) of the (front, back) pairs, before the weight."""
         red = self.config.reduction
         front = _reduce(_smooth_l1, pred[0], target[0], red)

@@ -34,9 +34,10 @@ class Model2K2K(nn.Module):
         phase: 1 = normal nets + coarse depth (no refinement net); 2 = full model.
         res: working resolution (multiple of 64; the authors' model is 2048).
         width: channel multiplier of every network (1.0 = the authors' architecture).
-        frozen_eval: phase 2 only. Keep the frozen networks (all but ``refine``) in eval mode when the
-            model is put in training mode, so their BatchNorm uses and keeps the phase-1 running
-            statistics. The authors train them in train mode (facts sheet §8 item 3); False restores that.
+        frozen_eval: phase 2 only. Keep the frozen networks (all but ``refine``) in eval mode when
+            the model is put in training mode, so their BatchNorm uses and keeps the phase-1 running
+            statistics. The authors train them in train mode (facts sheet §8 item 3); False restores
+            that.
     """
 
     def __init__(
@@ -59,7 +60,8 @@ class Model2K2K(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Authors' init: conv weights ~ N(0, 2 / (k_h k_w C_out)), default conv biases, BN (1, 0)."""
+        """Authors' init: conv weights ~ N(0, 2 / (k_h k_w C_out)), default conv biases, BN (1,
+        0)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 kh, kw = m.kernel_size
@@ -75,7 +77,10 @@ class Model2K2K(nn.Module):
         """Modules whose parameters the current phase trains."""
         if self.phase == 2:
             return [self.refine]
-        return [self.part_net(n) for n, _, _ in PART_NETS] + [self.img2normal_down, self.ImgNorm_to_Dep]
+        return [self.part_net(n) for n, _, _ in PART_NETS] + [
+            self.img2normal_down,
+            self.ImgNorm_to_Dep,
+        ]
 
     def train(self, mode: bool = True) -> Model2K2K:
         super().train(mode)
@@ -104,7 +109,9 @@ class Model2K2K(nn.Module):
         """
         B, C, H, W = image.shape
         assert (C, H, W) == (3, self.res, self.res), f"image must be [B, 3, {self.res}, {self.res}]"
-        assert theta.shape == (B, NUM_PARTS, 2, 3), f"theta must be [B, 12, 2, 3], got {theta.shape}"
+        assert theta.shape == (B, NUM_PARTS, 2, 3), (
+            f"theta must be [B, 12, 2, 3], got {theta.shape}"
+        )
         geo = self.geometry
         r = self.res // COARSE_FACTOR
         out: dict[str, torch.Tensor | None] = {}
@@ -126,7 +133,8 @@ class Model2K2K(nn.Module):
             for name, _, _ in PART_NETS:
                 x = torch.cat((rgb_crops[name], guide_crops[name]), dim=1)  # [B*n, 6, h, w]
                 net = self.part_net(name)
-                # In eval, one crop at a time keeps activations cache-sized (~10% faster, same values).
+                # In eval, one crop at a time keeps activations cache-sized (~10% faster, same
+                # values).
                 part_out[name] = net(x) if net.training else torch.cat([net(c) for c in x.split(1)])
                 front, back = part_out[name].split(3, 1)
                 out[f"pred_{name}_normal_front"], out[f"pred_{name}_normal_back"] = front, back

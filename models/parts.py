@@ -1,15 +1,16 @@
 """Part crops and their merge back into the image, without full-resolution canvases.
 
-The authors (facts sheet §3.4-3.6) warp the whole image into one ``res x res`` canvas per part and cut a
-small centred window out of it, and merge by inverse-warping 12 zero-padded canvases. Here the same
-numbers come from crop-sized grids:
+The authors (facts sheet §3.4-3.6) warp the whole image into one ``res x res`` canvas per part and
+cut a small centred window out of it, and merge by inverse-warping 12 zero-padded canvases. Here the
+same numbers come from crop-sized grids:
 
-* **Crops**: the affine grid of a part is the authors' full-canvas grid restricted to the window rows and
-  columns (same base coordinates, same ``bmm``), so ``grid_sample`` returns the same values.
-* **Blend weights**: the canvas occupancy is only non-zero inside the shrunken window, and its Gaussian
-  blur stays inside the crop window, so the blurred weight lives on the crop grid.
-* **Merge**: each part is inverse-warped only over the bounding box of its footprint in the image, by
-  bilinear sampling of the crop (zeros outside, like the zero canvas), and accumulated:
+* **Crops**: the affine grid of a part is the authors' full-canvas grid restricted to the window
+  rows and columns (same base coordinates, same ``bmm``), so ``grid_sample`` returns the same
+  values.
+* **Blend weights**: the canvas occupancy is only non-zero inside the shrunken window, and its
+  Gaussian blur stays inside the crop window, so the blurred weight lives on the crop grid.
+* **Merge**: each part is inverse-warped only over the bounding box of its footprint in the image,
+  by bilinear sampling of the crop (zeros outside, like the zero canvas), and accumulated:
   ``N = sum_k o_k n_k / sum_k o_k`` where any ``o_k > 0``.
 
 Conventions: normalized coordinates (NC) are those of ``affine_grid``/``grid_sample`` with
@@ -41,8 +42,9 @@ REFERENCE_RES = 2048
 class PartGeometry:
     """Crop sizes, blend-window margin and blur of the part crops at one working resolution.
 
-    At 2048 these are the authors' numbers; other resolutions scale them by ``res / 2048`` (crop sizes
-    rounded to multiples of 8, as the AU-Net needs, so the NC extent of a crop changes by a few percent).
+    At 2048 these are the authors' numbers; other resolutions scale them by ``res / 2048`` (crop
+    sizes rounded to multiples of 8, as the AU-Net needs, so the NC extent of a crop changes by a
+    few percent).
     """
 
     res: int
@@ -59,7 +61,8 @@ class PartGeometry:
             return cls(res, tuple(hw for _, _, hw in PART_NETS), 8, 7, 5.0)
         s = res / REFERENCE_RES
         sizes = tuple(
-            (max(16, 8 * round(h * s / 8)), max(16, 8 * round(w * s / 8))) for _, _, (h, w) in PART_NETS
+            (max(16, 8 * round(h * s / 8)), max(16, 8 * round(w * s / 8)))
+            for _, _, (h, w) in PART_NETS
         )
         margin = max(2, round(8 * s))
         # The blur must stay inside the crop window (the merge samples the crop with zeros outside).
@@ -80,9 +83,7 @@ def _nc_linspace(n: int, device: torch.device) -> torch.Tensor:
     return torch.linspace(-1, 1, n, device=device) * (n - 1) / n
 
 
-def _grid_points(
-    xs: torch.Tensor, ys: torch.Tensor, matrices: torch.Tensor
-) -> torch.Tensor:
+def _grid_points(xs: torch.Tensor, ys: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """Affine grid over the pixel rectangle ``ys x xs`` (NC values) of a larger canvas.
 
     Args:
@@ -143,7 +144,9 @@ def sample_part_crops(
     return crops
 
 
-def gaussian_kernel2d(radius: int, sigma: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def gaussian_kernel2d(
+    radius: int, sigma: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """[2r+1, 2r+1] Gaussian: outer product of float32 1-D weights normalised to sum 1."""
     t = torch.linspace(-radius, radius, 2 * radius + 1, dtype=dtype)
     g = torch.exp(-0.5 * (t / sigma).pow(2))
@@ -154,9 +157,9 @@ def gaussian_kernel2d(radius: int, sigma: float, dtype: torch.dtype = torch.floa
 def blend_windows(grids: list[torch.Tensor], geometry: PartGeometry) -> list[torch.Tensor]:
     """Blurred blend weights of the 12 parts on their crop grids (facts sheet §3.6 steps 1-3).
 
-    The occupancy (bilinear warp of an all-ones image: 1 inside the image, fall-off at its border) is
-    kept on the window shrunk by ``margin`` and blurred with zero surroundings, exactly as blurring the
-    otherwise-empty canvas.
+    The occupancy (bilinear warp of an all-ones image: 1 inside the image, fall-off at its border)
+    is kept on the window shrunk by ``margin`` and blurred with zero surroundings, exactly as
+    blurring the otherwise-empty canvas.
 
     Returns:
         12 tensors [B, 1, h_k, w_k].
@@ -169,7 +172,11 @@ def blend_windows(grids: list[torch.Tensor], geometry: PartGeometry) -> list[tor
     for grid, (h, w) in zip(grids, geometry.part_sizes(), strict=True):
         inner = grid.view(B, h, w, 2)[:, m : h - m, m : w - m]  # [B, h-2m, w-2m, 2]
         occ = F.grid_sample(
-            ones.expand(B, 1, res, res), inner, mode="bilinear", padding_mode="zeros", align_corners=False
+            ones.expand(B, 1, res, res),
+            inner,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
         )  # [B, 1, h-2m, w-2m]
         occ = F.pad(occ, (m, m, m, m))  # [B, 1, h, w]
         weights.append(F.conv2d(occ, kernel, padding=r))

@@ -1,8 +1,8 @@
 """Deterministic "recipe" weights of the parity fixture (``shared/spec/parity/README.md`` §5).
 
 Every state-dict entry is drawn from its own CPU generator seeded with the CRC-32 of its key, so the
-values do not depend on construction order. Used for the parity tests, the demo and benchmarks; these
-are *not* trained weights.
+values do not depend on construction order. Used for the parity tests, the demo and benchmarks;
+these are *not* trained weights.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Shallow refinement net (authors' ``Refine_2048``, facts sheet §2.5): coarse depth at ``res / 8`` is
-upsampled x2 three times, each stage guided by the merged normals at that scale.
+"""Shallow refinement net (authors' ``Refine_2048``, facts sheet §2.5): coarse depth at ``res / 8``
+is upsampled x2 three times, each stage guided by the merged normals at that scale.
 
 In eval mode every stage runs in square tiles with a halo (``tile_pixels`` per tile), so a 2048^2
-forward never holds a full-resolution 64-channel activation (1 GiB each), and each tile's activations
-stay in cache. The result is the same function: each stage has three 3x3 convolutions along any path,
-a halo of 4 pixels covers their receptive field, and at the image border the tiles see the true zero
-padding.
+forward never holds a full-resolution 64-channel activation (1 GiB each), and each tile's
+activations stay in cache. The result is the same function: each stage has three 3x3 convolutions
+along any path, a halo of 4 pixels covers their receptive field, and at the image border the tiles
+see the true zero padding.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class RefineNet(nn.Module):
         self.merge3_2 = nn.Conv2d(cm, ch_out, kernel_size=1)
 
     def _stage(self, i: int, prev: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
-        """Stage ``i`` (1-3): ``prev`` [B, C, h, w] at half resolution, ``normal`` [B, 6, 2h, 2w]."""
+        """Stage ``i`` (1-3): ``prev`` [B, C, h, w] at half resolution, ``normal`` [B, 6, 2h,
+        2w]."""
         depth, norm, merge, head = (
             (self.depth1, self.normal1, self.merge1_1, self.merge1_2),
             (self.depth2, self.normal2, self.merge2_1, self.merge2_2),
@@ -70,7 +71,9 @@ class RefineNet(nn.Module):
                 c1 = min(W, c0 + side)
                 left, right = max(0, c0 - _HALO), min(W, c1 + _HALO)
                 tile = self._stage(
-                    i, prev[:, :, lo // 2 : hi // 2, left // 2 : right // 2], normal[:, :, lo:hi, left:right]
+                    i,
+                    prev[:, :, lo // 2 : hi // 2, left // 2 : right // 2],
+                    normal[:, :, lo:hi, left:right],
                 )  # [B, C, hi-lo, right-left]
                 if out is None:
                     out = tile.new_empty(B, tile.shape[1], H, W)
@@ -80,8 +83,8 @@ class RefineNet(nn.Module):
     def forward(self, depth: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
         """``depth`` [B, 2, r, r], ``normal`` [B, 6, 8r, 8r] -> [B, 3, 8r, 8r].
 
-        Normal inputs per stage (authors' strided subsampling, no filtering): rows/cols 1, 5, 9, ... at
-        2r; 0, 2, 4, ... at 4r; all at 8r.
+        Normal inputs per stage (authors' strided subsampling, no filtering): rows/cols 1, 5, 9, ...
+        at 2r; 0, 2, 4, ... at 4r; all at 8r.
         """
         _, _, r, _ = depth.shape
         assert normal.shape[-1] == 8 * r, f"normals {tuple(normal.shape)} must be 8x depth {r}"

@@ -79,8 +79,13 @@ def test_bare_state_dict_loads(tmp_path, recipe2):
 
 def test_extract_state_dict_layouts(recipe2):
     prefixed = {f"module.{k}": v for k, v in recipe2.items()}
-    for ckpt in ({"model_state_dict": prefixed}, {"model": recipe2}, {"state_dict": prefixed},
-                 recipe2, prefixed):
+    for ckpt in (
+        {"model_state_dict": prefixed},
+        {"model": recipe2},
+        {"state_dict": prefixed},
+        recipe2,
+        prefixed,
+    ):
         assert list(extract_state_dict(ckpt)) == list(recipe2)
     with pytest.raises(CheckpointError, match="expected a dict"):
         extract_state_dict([1, 2, 3], "list.pt")
@@ -148,8 +153,9 @@ def test_mis_shaped_checkpoint(tmp_path):
         load_checkpoint(model, path)
     msg = str(info.value)
     # e.g. "img2normal_face.Conv1.conv.0.weight: checkpoint (16, 6, 3, 3) vs model (8, 6, 3, 3)"
-    assert "img2normal_face.Conv1.conv.0.weight: checkpoint (16, 6, 3, 3) vs model (8, 6, 3, 3)" \
-        in msg
+    assert (
+        "img2normal_face.Conv1.conv.0.weight: checkpoint (16, 6, 3, 3) vs model (8, 6, 3, 3)" in msg
+    )
     assert "missing" not in msg and "unexpected" not in msg
     # Nothing was loaded.
     assert_state_equal(model, before)

@@ -218,13 +218,17 @@ def test_reduction_sum_items_vs_mean(phase1_eval_outputs: tuple[dict, dict, Part
         # SSIM is a mean in both modes; without it the normal term scales like L1.
         no_ssim = Loss2K2K(1, LossConfig(reduction=reduction, ssim_weight=0.0))
         torch.testing.assert_close(
-            no_ssim(out2, batch2, geo)["normal"], factor * no_ssim(outputs, batch, geo)["normal"],
-            rtol=1e-5, atol=0,
+            no_ssim(out2, batch2, geo)["normal"],
+            factor * no_ssim(outputs, batch, geo)["normal"],
+            rtol=1e-5,
+            atol=0,
         )
     mean_loss = Loss2K2K(1, LossConfig(reduction="mean"))
     torch.testing.assert_close(
-        mean_loss(out2, batch2, geo)["normal"], mean_loss(outputs, batch, geo)["normal"],
-        rtol=1e-5, atol=0,
+        mean_loss(out2, batch2, geo)["normal"],
+        mean_loss(outputs, batch, geo)["normal"],
+        rtol=1e-5,
+        atol=0,
     )
 
 

@@ -196,8 +196,12 @@ def check_outputs(model: Model2K2K, out: dict, batch: int, theta: torch.Tensor) 
     for side in ("front", "back"):
         t = out[f"pred_down_normal_{side}"]
         assert t.shape == (batch, 3, r, r) and torch.isfinite(t).all() and (t >= 0).all()
-    for key in ("pred_down_depth_front", "pred_down_depth_back", "pred_down_depth_mask",
-                "pred_down_depth_mask_logit"):
+    for key in (
+        "pred_down_depth_front",
+        "pred_down_depth_back",
+        "pred_down_depth_mask",
+        "pred_down_depth_mask_logit",
+    ):
         assert out[key].shape == (batch, 1, r, r), key
         assert torch.isfinite(out[key]).all(), key
     for key in ("pred_down_depth_front", "pred_down_depth_back"):
@@ -213,8 +217,15 @@ def check_outputs(model: Model2K2K, out: dict, batch: int, theta: torch.Tensor) 
     assert torch.allclose(prod, torch.eye(3, dtype=torch.float64).expand_as(prod), atol=1e-5)
 
     if model.phase == 1:
-        for key in ("pred_normal_front", "pred_normal_back", "pred_depth_front", "pred_depth_back",
-                    "pred_depth_mask", "pred_depth_mask_logit", "occupancy"):
+        for key in (
+            "pred_normal_front",
+            "pred_normal_back",
+            "pred_depth_front",
+            "pred_depth_back",
+            "pred_depth_mask",
+            "pred_depth_mask_logit",
+            "occupancy",
+        ):
             assert key in out and out[key] is None, key
         return
     keep = mask > 0.5
@@ -245,8 +256,10 @@ def test_forward_small(phase, res):
     model = build_model(phase=phase, res=res, width=0.125).eval()
     batch = 2
     image = torch.rand(batch, 3, res, res) * 2 - 1
-    theta = syn_theta(res, batch) if res == 256 else (
-        torch.from_numpy(np.load(CASE_SYN / "theta.npy"))[None].repeat(batch, 1, 1, 1)
+    theta = (
+        syn_theta(res, batch)
+        if res == 256
+        else (torch.from_numpy(np.load(CASE_SYN / "theta.npy"))[None].repeat(batch, 1, 1, 1))
     )
     with torch.no_grad():
         out = model(image, theta)
@@ -265,8 +278,9 @@ def test_forward_batch_items_are_independent():
     for key in ("pred_depth_front", "pred_normal_back", "pred_down_depth_mask", "occupancy"):
         torch.testing.assert_close(both[key][1:], second[key], atol=1e-4, rtol=1e-4)
     n = PART_COUNT["arm"]
-    torch.testing.assert_close(both["pred_arm_normal_front"][n:], second["pred_arm_normal_front"],
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        both["pred_arm_normal_front"][n:], second["pred_arm_normal_front"], atol=1e-4, rtol=1e-4
+    )
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +387,12 @@ def test_phase2_training_step_touches_only_refine():
     out = model(torch.rand(2, 3, 256, 256) * 2 - 1, syn_theta(256, 2))
     loss = out["pred_depth_front"].mean() + out["pred_depth_mask_logit"].mean()
     assert loss.requires_grad
-    for key in ("pred_down_depth_front", "pred_face_normal_front", "pred_normal_front",
-                "occupancy"):
+    for key in (
+        "pred_down_depth_front",
+        "pred_face_normal_front",
+        "pred_normal_front",
+        "occupancy",
+    ):
         assert not out[key].requires_grad, key
     loss.backward()
     for name, p in model.named_parameters():
@@ -396,8 +414,9 @@ def test_phase1_gradient_paths():
     assert all(p.grad is None for p in model.img2normal_down.parameters())
     assert all(p.grad is not None for p in model.img2normal_face.parameters())
     out["pred_down_depth_front"].mean().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0
-               for p in model.img2normal_down.parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in model.img2normal_down.parameters()
+    )
 
 
 # ------------------------------------------------------------------------------------------------

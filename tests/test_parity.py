@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import CASE_SYN
-from parity_case import (
+
+from utils.parity import (
     CaseReference,
     build_recipe_model,
     compare_key,

@@ -59,8 +59,9 @@ def syn_theta(batch: int = 1) -> torch.Tensor:
 
 THETAS = {
     "syn": lambda: syn_theta(1),
-    "syn_b2_shifted": lambda: torch.cat((syn_theta(1), syn_theta(1) * 1.3 + 0.2 * torch.tensor(
-        [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))),
+    "syn_b2_shifted": lambda: torch.cat(
+        (syn_theta(1), syn_theta(1) * 1.3 + 0.2 * torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
+    ),
     "random_inside": lambda: random_theta(1, seed=1, spread=0.6),
     "random_outside": lambda: random_theta(2, seed=2, spread=1.4),
     "affine": lambda: affine_theta(1, seed=3),
@@ -86,9 +87,13 @@ def test_geometry_2048_is_the_authors():
     assert geo.margin == 8
     assert 2 * geo.blur_radius + 1 == 15
     assert geo.blur_sigma == 5.0
-    assert geo.part_sizes() == [AUTHORS_CROPS[0], AUTHORS_CROPS[1]] + [AUTHORS_CROPS[2]] * 4 + [
-        AUTHORS_CROPS[3]
-    ] * 4 + [AUTHORS_CROPS[4]] * 2
+    assert (
+        geo.part_sizes()
+        == [AUTHORS_CROPS[0], AUTHORS_CROPS[1]]
+        + [AUTHORS_CROPS[2]] * 4
+        + [AUTHORS_CROPS[3]] * 4
+        + [AUTHORS_CROPS[4]] * 2
+    )
     # Blend windows (h - 16) x (w - 16): facts sheet §3.6.
     windows = [(h - 2 * geo.margin, w - 2 * geo.margin) for h, w in geo.crop_sizes]
     assert windows == [(352, 304), (512, 320), (336, 208), (256, 240), (160, 112)]
@@ -165,8 +170,9 @@ def test_sample_part_crops_equal_naive(res, which):
     for name, parts, _ in PART_NETS:
         assert ours[name].shape == ref[name].shape
         assert ours[name].shape[0] == B * len(parts)
-        assert torch.equal(ours[name], ref[name]), f"{name}: max diff " \
-            f"{(ours[name] - ref[name]).abs().max()}"
+        assert torch.equal(ours[name], ref[name]), (
+            f"{name}: max diff {(ours[name] - ref[name]).abs().max()}"
+        )
 
 
 def test_crops_identity_theta_is_centre_window():
@@ -180,8 +186,9 @@ def test_crops_identity_theta_is_centre_window():
     c = res // 2
     for (name, parts, _), (h, w) in zip(PART_NETS, geo.crop_sizes, strict=True):
         window = image[:, :, c - h // 2 : c + h // 2, c - w // 2 : c + w // 2]
-        torch.testing.assert_close(crops[name], window.expand(len(parts), -1, -1, -1),
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            crops[name], window.expand(len(parts), -1, -1, -1), atol=1e-4, rtol=0
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -225,8 +232,9 @@ def test_merge_parts_equals_naive(res, which):
     geo = PartGeometry.for_resolution(res)
     inv_theta = invert_affine(theta)
     parts = random_part_outputs(geo, B, 6, seed=res)
-    merged, occ = merge_parts(parts, blend_windows(crop_grids(theta, geo), geo), theta, inv_theta,
-                              geo)
+    merged, occ = merge_parts(
+        parts, blend_windows(crop_grids(theta, geo), geo), theta, inv_theta, geo
+    )
     ref_merged, ref_occ = naive_merge(parts, theta, inv_theta, geo)
     assert merged.shape == ref_merged.shape == (B, 6, res, res)
     assert occ.shape == ref_occ.shape == (B, res, res)
@@ -247,16 +255,20 @@ def test_merge_parts_constant_parts_give_constant_normals():
     res = 256
     geo = PartGeometry.for_resolution(res)
     theta = syn_theta(1)
-    parts = {name: torch.full((len(p), 6, h, w), 0.7)
-             for (name, p, _), (h, w) in zip(PART_NETS, geo.crop_sizes, strict=True)}
-    merged, occ = merge_parts(parts, blend_windows(crop_grids(theta, geo), geo), theta,
-                              invert_affine(theta), geo)
+    parts = {
+        name: torch.full((len(p), 6, h, w), 0.7)
+        for (name, p, _), (h, w) in zip(PART_NETS, geo.crop_sizes, strict=True)
+    }
+    merged, occ = merge_parts(
+        parts, blend_windows(crop_grids(theta, geo), geo), theta, invert_affine(theta), geo
+    )
     inside = occ[0] > 0
     assert 0.02 < inside.double().mean().item() < 0.9
     # Bilinear sampling of the zero-padded crop fades at the crop border, but the blend weight is
     # zero there (8-pixel margin at 2048, >= blur radius + 1 elsewhere), so no fade is visible.
-    torch.testing.assert_close(merged[0][:, inside], torch.full_like(merged[0][:, inside], 0.7),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        merged[0][:, inside], torch.full_like(merged[0][:, inside], 0.7), atol=1e-5, rtol=0
+    )
     assert torch.all(merged[0][:, ~inside] == 0)
 
 
@@ -267,6 +279,7 @@ def test_merge_parts_far_outside_is_empty():
     theta = random_theta(1, seed=5, spread=0.3)
     theta[:, :, :, 2] += 5.0  # everything far to the bottom right
     parts = random_part_outputs(geo, 1, 6, seed=0)
-    merged, occ = merge_parts(parts, blend_windows(crop_grids(theta, geo), geo), theta,
-                              invert_affine(theta), geo)
+    merged, occ = merge_parts(
+        parts, blend_windows(crop_grids(theta, geo), geo), theta, invert_affine(theta), geo
+    )
     assert torch.all(occ == 0) and torch.all(merged == 0)

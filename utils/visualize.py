@@ -10,7 +10,8 @@ import torch
 
 
 def to_rgb8(x: torch.Tensor, lo: float, hi: float, size: int) -> np.ndarray:
-    """[C, H, W] (C = 1 or 3) tensor -> [size, size, 3] uint8, values mapped linearly from [lo, hi]."""
+    """[C, H, W] (C = 1 or 3) tensor -> [size, size, 3] uint8, values mapped linearly from [lo,
+    hi]."""
     a = x.detach().float().cpu().numpy()
     a = np.clip((a - lo) / (hi - lo), 0, 1)
     a = np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a[:3]
@@ -19,7 +20,8 @@ def to_rgb8(x: torch.Tensor, lo: float, hi: float, size: int) -> np.ndarray:
 
 
 def depth_rgb8(depth: torch.Tensor, size: int) -> np.ndarray:
-    """[1, H, W] depth in D units -> [size, size, 3] uint8 colour map; 0 and 6 (background) black."""
+    """[1, H, W] depth in D units -> [size, size, 3] uint8 colour map; 0 and 6 (background)
+    black."""
     d = depth.detach().float().cpu().numpy()[0]
     fg = (d > 0) & (d < 6)
     out = np.zeros((*d.shape, 3), np.uint8)
