@@ -38,42 +38,44 @@ def conv_bn_relu(
     return torch.relu_(y) if relu else y
 
 
-class ConvBlock(nn.Module):
+def _conv_bn_relu_layers(ch_in: int, ch_out: int) -> list[nn.Module]:
+    """[3x3 conv (bias) -> BatchNorm -> ReLU], the unit of the authors' ``conv`` sequentials."""
+    return [
+        nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
+        nn.BatchNorm2d(ch_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class _ConvBnReluStack(nn.Module):
+    """A ``conv`` sequential of [conv, BN, ReLU] units; eval mode folds each BN into its conv."""
+
+    conv: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.conv(x)
+        for i in range(0, len(self.conv), 3):
+            x = conv_bn_relu(x, self.conv[i], self.conv[i + 1])
+        return x
+
+
+class ConvBlock(_ConvBnReluStack):
     """Two [3x3 conv -> BatchNorm -> ReLU] layers: ``[B, C_in, H, W] -> [B, C_out, H, W]``."""
 
     def __init__(self, ch_in: int, ch_out: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
-            nn.BatchNorm2d(ch_out),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(ch_out, ch_out, kernel_size=3, padding=1),
-            nn.BatchNorm2d(ch_out),
-            nn.ReLU(inplace=True),
+            *_conv_bn_relu_layers(ch_in, ch_out), *_conv_bn_relu_layers(ch_out, ch_out)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return self.conv(x)
-        x = conv_bn_relu(x, self.conv[0], self.conv[1])
-        return conv_bn_relu(x, self.conv[3], self.conv[4])
 
-
-class SingleConv(nn.Module):
+class SingleConv(_ConvBnReluStack):
     """One [3x3 conv -> BatchNorm -> ReLU]: ``[B, C_in, H, W] -> [B, C_out, H, W]``."""
 
     def __init__(self, ch_in: int, ch_out: int) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(ch_in, ch_out, kernel_size=3, padding=1),
-            nn.BatchNorm2d(ch_out),
-            nn.ReLU(inplace=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return self.conv(x)
-        return conv_bn_relu(x, self.conv[0], self.conv[1])
+        self.conv = nn.Sequential(*_conv_bn_relu_layers(ch_in, ch_out))
 
 
 class Conv1x1Relu(nn.Module):
