@@ -248,16 +248,15 @@ def merge_parts(
     total = torch.zeros(B, res, res, dtype=dtype, device=device)
     lin = _nc_linspace(res, device).to(dtype)
     sizes = geometry.part_sizes()
-    crops: list[tuple[torch.Tensor, int]] = [None] * NUM_PARTS  # type: ignore[list-item]
+    per_part = []  # (part index, [B, C, h, w] outputs of that part)
     for name, parts, _ in PART_NETS:
-        for j, p in enumerate(parts):
-            crops[p] = (part_normals[name], j)
+        out = part_normals[name]
+        out = out.view(B, len(parts), C, *out.shape[-2:])  # sample-major stacking
+        per_part.extend((k, out[:, j]) for j, k in enumerate(parts))
     for b in range(B):
-        for k in range(NUM_PARTS):
+        for k, outputs in per_part:
             h, w = sizes[k]
-            net_out, j = crops[k]
-            n = net_out.shape[0] // B
-            crop = net_out[b * n + j]  # [C, h, w]
+            crop = outputs[b]  # [C, h, w]
             y0, y1, x0, x1 = _footprint(theta[b, k], h, w, res)
             if y0 >= y1 or x0 >= x1:
                 continue
