@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from naive_parts import naive_crops
 
+from bench.naive_parts import naive_crops
 from models import build_model
 from models.losses import (
     NORMAL_C,

@@ -1,4 +1,4 @@
-"""models/parts.py against the authors' full-canvas way (tests/naive_parts.py): crop grids, crops,
+"""models/parts.py against the authors' full-canvas way (bench/naive_parts.py): crop grids, crops,
 blend windows and the merge, for the case_syn θ and random similarity / affine matrices."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import CASE_SYN
-from naive_parts import naive_crops, naive_merge
 
+from bench.naive_parts import naive_crops, naive_merge
 from models.parts import (
     NUM_PARTS,
     PART_NETS,

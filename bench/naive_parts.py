@@ -1,7 +1,7 @@
 """Naive full-canvas part cropping and merging, written the authors' way (facts sheet §3.4-3.6).
 
-Test-only reference for :mod:`models.parts`: one ``res x res`` canvas per part. Far too heavy for
-2048 on a CPU, fine at 256-512.
+Reference for :mod:`models.parts` in the tests and baseline of ``bench.bench_parts``: one full
+``res x res`` canvas per part, as the authors do (GBs at 2048).
 """
 
 from __future__ import annotations
