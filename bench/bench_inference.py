@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
-import sys
 import time
 
-import numpy as np
 import torch
 
+from bench.common import base_parser, fixture_theta, peak_rss_gb, run_children
 from models import build_model
 from models.recipe import recipe_state_dict
 
-THETA_FIXTURE = os.path.join(
-    os.path.dirname(__file__), "..", "tests", "fixtures", "case_syn", "theta.npy"
-)
 CONFIGS = ("lean", "baseline")
 
 
@@ -44,8 +37,7 @@ def measure(config: str, res: int, threads: int, repeat: int) -> dict:
         model.refine.tile_pixels = 0
     g = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, res, res, generator=g) * 2 - 1
-    # theta is in normalised coordinates, so the fixture's matrices place parts at any resolution.
-    theta = torch.from_numpy(np.load(THETA_FIXTURE))[None]
+    theta = fixture_theta()
     times = []
     with torch.no_grad():
         for _ in range(repeat):
@@ -54,14 +46,13 @@ def measure(config: str, res: int, threads: int, repeat: int) -> dict:
             times.append(time.perf_counter() - start)
             assert torch.isfinite(out["pred_depth_front"]).all()
             del out
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return {
         "config": config,
         "res": res,
         "threads": threads,
         "first_s": times[0],
         "best_s": min(times),
-        "peak_rss_gb": peak / 1e9,
+        "peak_rss_gb": peak_rss_gb(),
     }
 
 
@@ -69,23 +60,7 @@ def main(args: argparse.Namespace) -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.res, args.threads, args.repeat)))
         return
-    rows = []
-    for config in args.configs:
-        cmd = [
-            sys.executable,
-            "-m",
-            "bench.bench_inference",
-            "--child",
-            config,
-            "--res",
-            str(args.res),
-            "--threads",
-            str(args.threads),
-            "--repeat",
-            str(args.repeat),
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    rows = run_children("bench.bench_inference", args, ["--repeat", str(args.repeat)])
     print(
         f"phase-2 forward, batch 1, res {args.res}, {args.threads} threads, "
         f"{args.repeat} run(s), torch {torch.__version__}"
@@ -111,20 +86,8 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--res", type=int, default=2048, help="working resolution (multiple of 64)")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p = base_parser(__doc__, CONFIGS)
     p.add_argument("--repeat", type=int, default=2, help="forward passes per configuration")
-    p.add_argument(
-        "--configs",
-        nargs="+",
-        choices=CONFIGS,
-        default=list(CONFIGS),
-        help="configurations to measure, each in its own process",
-    )
-    p.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 

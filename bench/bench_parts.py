@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
-import sys
 import time
 
-import numpy as np
 import torch
 
+from bench.common import base_parser, fixture_theta, peak_rss_gb, run_children
 from bench.naive_parts import naive_crops, naive_merge
 from models.parts import (
     PART_NETS,
@@ -35,9 +31,6 @@ from models.parts import (
 )
 from utils.keypoints import invert_affine
 
-THETA_FIXTURE = os.path.join(
-    os.path.dirname(__file__), "..", "tests", "fixtures", "case_syn", "theta.npy"
-)
 CONFIGS = ("lean", "canvas")
 
 
@@ -47,13 +40,13 @@ def measure(config: str, res: int, threads: int) -> dict:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, res, res, generator=g) * 2 - 1
     guide = torch.rand(1, 3, res, res, generator=g)
-    theta = torch.from_numpy(np.load(THETA_FIXTURE))[None]
+    theta = fixture_theta()
     inv_theta = invert_affine(theta)
     parts = {
         name: torch.rand(len(p), 6, h, w, generator=g)
         for (name, p, _), (h, w) in zip(PART_NETS, geo.crop_sizes, strict=True)
     }
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base_rss = peak_rss_gb()
     start = time.perf_counter()
     with torch.no_grad():
         if config == "lean":
@@ -64,13 +57,13 @@ def measure(config: str, res: int, threads: int) -> dict:
             crops = (naive_crops(image, theta, geo), naive_crops(guide, theta, geo))
             merged, occupancy = naive_merge(parts, theta, inv_theta, geo)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_gb()
     checksum = float(merged.double().sum() + sum(c.double().sum() for c in crops[0].values()))
     return {
         "config": config,
         "seconds": seconds,
-        "peak_rss_gb": peak / 1e9,
-        "added_rss_gb": (peak - base_rss) / 1e9,
+        "peak_rss_gb": peak,
+        "added_rss_gb": peak - base_rss,
         "checksum": checksum,
     }
 
@@ -79,21 +72,7 @@ def main(args: argparse.Namespace) -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.res, args.threads)))
         return
-    rows = []
-    for config in args.configs:
-        cmd = [
-            sys.executable,
-            "-m",
-            "bench.bench_parts",
-            "--child",
-            config,
-            "--res",
-            str(args.res),
-            "--threads",
-            str(args.threads),
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    rows = run_children("bench.bench_parts", args, [])
     print(
         f"part crops (image + guide) + blend weights + merge, res {args.res}, "
         f"{args.threads} threads"
@@ -114,20 +93,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--res", type=int, default=2048, help="working resolution (multiple of 64)")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument(
-        "--configs",
-        nargs="+",
-        choices=CONFIGS,
-        default=list(CONFIGS),
-        help="configurations to measure, each in its own process",
-    )
-    p.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    return base_parser(__doc__, CONFIGS).parse_args(argv)
 
 
 if __name__ == "__main__":
