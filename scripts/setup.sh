@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Set up the project on a fresh Debian/Ubuntu machine: system libraries for headless rendering
-# (OSMesa) and Open3D, then a virtual environment in .venv with the pinned requirements.
-# Idempotent: a second run only checks. Works offline once the packages are cached/installed.
+# Set up the project on a fresh Debian/Ubuntu machine: the apt packages it needs (python3-venv, and
+# the libraries for headless rendering and Open3D), then a virtual environment in .venv with
+# requirements.txt. The first run needs the package registries (apt, PyPI); a second run only checks
+# and works offline. Nothing here or in the code downloads weights or data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(libosmesa6 libusb-1.0-0 libgl1 libegl1)
+apt_pkgs=(python3-venv libosmesa6 libusb-1.0-0 libgl1 libegl1)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,16 +19,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   echo "[setup] creating .venv"
+  rm -rf .venv  # a half-made one (e.g. venv without ensurepip) would break every later run
   "$PY" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
 want=$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing requirements (first time: ~2 minutes)"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

@@ -130,18 +130,3 @@ def test_coarse_mask_binarisation(case_run):
     thr = case_run.ref.stats["coarse_mask_threshold"]
     assert int(mine.sum()) == thr["n_pixels_mask_gt_half"]
     assert mine.size == thr["n_pixels_total"]
-
-
-@pytest.mark.slow
-def test_parity_summary(case_run):
-    """Worst absolute sample error per key (printed; fails only if some key fails)."""
-    lines, failed = [], []
-    for key in case_run.ref.keys:
-        report = compare_key(key, case_run.outputs[key], case_run.ref)
-        worst = {c.name: c.worst for c in report.checks}
-        main = worst.get("samples", worst.get("full tensor", max(worst.values())))
-        lines.append(f"{key:28s} {'ok' if report.ok else 'FAIL'}  worst sample err {main:.2e}")
-        if not report.ok:
-            failed.append(str(report))
-    print(f"case {case_run.case}\n" + "\n".join(lines))
-    assert not failed, "\n".join(failed)

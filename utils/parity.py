@@ -32,15 +32,16 @@ INV_Z_ATOL = 1e-6
 SUM_ATOL = 1e-2
 MEAN_ATOL = 1e-6
 ABS_SUM_RTOL = 1e-5
+STD_RTOL = 1e-5
 
-# The one deviation from README §8, for the merged normals only: up to 2 of the 20,000 samples may
-# exceed the tolerance, by at most 3x. Evidence (case 000, pred_normal_front, flat index 8096407):
+# The one deviation from README §8: in case 000, 1 of the 20,000 samples of pred_normal_front may
+# exceed the tolerance, by at most 3x. Evidence (flat index 8096407):
 # ours 1.0323379, reference 1.0325590 (2.2e-4 apart, limit 2.03e-4). Merging part outputs computed
 # in float64 (rounded to float32) with the authors' float32 merge gives 1.0323377, i.e. our value;
 # our part nets are within 3e-6 of float64 while the reference's are 2e-5..4e-5 away (its CPU's
 # kernels are noisier), and the merge, a bilinear convex blend, carries unsampled part errors of
 # the reference into a few merged pixels. Every other check of these keys stays strict.
-SAMPLE_OUTLIERS = {"pred_normal_front": 2, "pred_normal_back": 2}
+SAMPLE_OUTLIERS: dict[tuple[str, str], int] = {("case_000", "pred_normal_front"): 1}
 OUTLIER_FACTOR = 3.0
 
 SMALL_FULL_KEYS = (
@@ -58,7 +59,8 @@ def load_input(png: Path) -> torch.Tensor:
     ``x = (float32(P) / 255 - 0.5) / 0.5`` with one float32 operation per step.
     """
     bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
-    assert bgr is not None, f"cannot read {png}"
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read parity input image {png}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # [H, W, 3] uint8, R G B
     p = rgb.astype(np.float32)
     x = (p / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
@@ -164,13 +166,14 @@ def _tol_check(
     where_i = int(index[i]) if index is not None else i
     where_j = int(index[j]) if index is not None else j
     n_out = int((err > limit).sum())
-    ok = n_out <= outliers and bool(np.all(err <= OUTLIER_FACTOR * limit if outliers else limit))
+    ok = n_out <= outliers and bool(np.all(err <= (OUTLIER_FACTOR * limit if outliers else limit)))
     allowed = f" (allowed {outliers}, each <= {OUTLIER_FACTOR:g}x limit)" if outliers else ""
     where = (
         f"at flat {where_i} (mine {mine64.flat[i]:.7g}, ref {ref64.flat[i]:.7g}); "
         f"worst vs limit at flat {where_j}; {n_out} outside{allowed}"
     )
-    return Check(name, float(err.max()), atol, ok, where)
+    # the reported limit is the effective one where the error is worst relative to it
+    return Check(name, float(err.max()), float(limit.flat[j]), ok, where)
 
 
 def compare_key(key: str, mine: np.ndarray, ref: CaseReference) -> KeyReport:
@@ -219,7 +222,7 @@ def compare_key(key: str, mine: np.ndarray, ref: CaseReference) -> KeyReport:
                     SAMPLE_ATOL,
                     SAMPLE_RTOL,
                     idx,
-                    outliers=SAMPLE_OUTLIERS.get(key, 0),
+                    outliers=SAMPLE_OUTLIERS.get((ref.dir.name, key), 0),
                 )
             )
         m64 = mine.astype(np.float64)
@@ -241,6 +244,16 @@ def compare_key(key: str, mine: np.ndarray, ref: CaseReference) -> KeyReport:
             MEAN_ATOL,
             mean_err <= MEAN_ATOL,
             f"(mine {m64.mean():.9g}, ref {stats['mean']:.9g})",
+        )
+    )
+    std_rel = abs(m64.std() - stats["std"]) / max(abs(stats["std"]), 1e-30)
+    rep.checks.append(
+        Check(
+            "std relative",
+            std_rel,
+            STD_RTOL,
+            std_rel <= STD_RTOL,
+            f"(mine {m64.std():.9g}, ref {stats['std']:.9g})",
         )
     )
     abs_sum = np.abs(m64).sum()
