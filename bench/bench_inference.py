@@ -2,7 +2,7 @@
 
 Each configuration runs in a fresh process so its peak RSS is its own:
 
-* ``lean``: the default inference path (channels_last, banded refinement, BatchNorm folded);
+* ``lean``: the default inference path (channels_last, tiled refinement, BatchNorm folded);
 * ``baseline``: the same model without the memory measures (NCHW, refinement in one piece).
 
 Usage:

@@ -53,6 +53,7 @@ def run_children(module: str, args: argparse.Namespace, extra: list[str]) -> lis
     for config in args.configs:
         cmd = [sys.executable, "-m", module, "--child", config, "--res", str(args.res)]
         cmd += ["--threads", str(args.threads), *extra]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        # stderr is inherited, so a failing configuration shows its traceback
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows

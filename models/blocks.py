@@ -28,13 +28,12 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Te
 def conv_bn_relu(
     x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = True
 ) -> torch.Tensor:
-    """``relu(bn(conv(x)))``; in eval mode the BatchNorm is folded into the convolution (one
-    pass)."""
-    if bn.training:
-        y = bn(conv(x))
-    else:
-        weight, bias = fold_bn(conv, bn)
-        y = F.conv2d(x, weight, bias, conv.stride, conv.padding)
+    """``relu(bn(conv(x)))`` in eval mode: the BatchNorm is folded into the convolution (one pass).
+
+    Training mode runs the modules themselves (batch statistics); this path is for eval only.
+    """
+    weight, bias = fold_bn(conv, bn)
+    y = F.conv2d(x, weight, bias, conv.stride, conv.padding)
     return torch.relu_(y) if relu else y
 
 

@@ -73,15 +73,6 @@ class Model2K2K(nn.Module):
     def part_net(self, name: str) -> AUNet:
         return getattr(self, f"img2normal_{name}")
 
-    def trainable_modules(self) -> list[nn.Module]:
-        """Modules whose parameters the current phase trains."""
-        if self.phase == 2:
-            return [self.refine]
-        return [self.part_net(n) for n, _, _ in PART_NETS] + [
-            self.img2normal_down,
-            self.ImgNorm_to_Dep,
-        ]
-
     def train(self, mode: bool = True) -> Model2K2K:
         super().train(mode)
         if mode and self.phase == 2 and self.frozen_eval:
@@ -112,6 +103,8 @@ class Model2K2K(nn.Module):
         assert theta.shape == (B, NUM_PARTS, 2, 3), (
             f"theta must be [B, 12, 2, 3], got {theta.shape}"
         )
+        assert theta.dtype == image.dtype, f"theta is {theta.dtype} but image is {image.dtype}"
+        assert torch.isfinite(theta).all(), "theta has NaN/inf entries (a part could not be placed)"
         geo = self.geometry
         r = self.res // COARSE_FACTOR
         out: dict[str, torch.Tensor | None] = {}
@@ -159,7 +152,9 @@ class Model2K2K(nn.Module):
             down_back = down_back * keep
             out["pred_down_depth_front"], out["pred_down_depth_back"] = down_front, down_back
             weights = blend_windows(grids, geo)
-            merged, occupancy = merge_parts(part_out, weights, theta, inv_theta, geo)
+            merged, occupancy = merge_parts(
+                part_out, weights, theta, inv_theta.to(image.dtype), geo
+            )
             out["pred_normal_front"], out["pred_normal_back"] = merged.split(3, 1)
             out["occupancy"] = occupancy
         refined = self.refine(torch.cat((down_front, down_back), dim=1), merged)  # [B, 3, res, res]

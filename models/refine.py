@@ -15,7 +15,7 @@ from torch import nn
 
 from .blocks import Conv1x1Relu, ConvBlock, SingleConv, UpConv, scale_channels
 
-_HALO = 4  # >= 3 stacked 3x3 convolutions per stage; even, so band edges map onto the half-res grid
+_HALO = 4  # >= 3 stacked 3x3 convolutions per stage; even, so tile edges map onto the half-res grid
 
 
 class RefineNet(nn.Module):
@@ -60,8 +60,10 @@ class RefineNet(nn.Module):
 
     def _stage_tiled(self, i: int, prev: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
         B, _, H, W = normal.shape
+        if self.tile_pixels <= 0:
+            return self._stage(i, prev, normal)
         side = max(2 * _HALO, int(self.tile_pixels**0.5) // 2 * 2)
-        if self.tile_pixels <= 0 or (side >= H and side >= W):
+        if side >= H and side >= W:
             return self._stage(i, prev, normal)
         out = None
         for r0 in range(0, H, side):

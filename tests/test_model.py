@@ -1,5 +1,5 @@
 """Model2K2K: architecture (parameter counts, state-dict keys), recipe weights, initialisation,
-small-resolution forward passes, banded refinement, train/eval handling of the frozen nets and
+small-resolution forward passes, tiled refinement, train/eval handling of the frozen nets and
 input validation."""
 
 from __future__ import annotations
@@ -267,20 +267,42 @@ def test_forward_small(phase, res):
 
 
 def test_forward_batch_items_are_independent():
-    """Sample b of a batch gives the same outputs as running it alone (eval mode), up to float
-    noise of batch-size dependent convolution kernels."""
+    """Each sample of a batch (different images and θ) gives the same outputs as running it alone
+    (eval mode), up to float noise of batch-size dependent convolution kernels."""
     model = build_model(phase=2, res=256, width=0.125).eval()
     image = torch.rand(2, 3, 256, 256) * 2 - 1
     theta = syn_theta(256, 2)
+    n = PART_COUNT["arm"]
     with torch.no_grad():
         both = model(image, theta)
-        second = model(image[1:], theta[1:])
-    for key in ("pred_depth_front", "pred_normal_back", "pred_down_depth_mask", "occupancy"):
-        torch.testing.assert_close(both[key][1:], second[key], atol=1e-4, rtol=1e-4)
-    n = PART_COUNT["arm"]
-    torch.testing.assert_close(
-        both["pred_arm_normal_front"][n:], second["pred_arm_normal_front"], atol=1e-4, rtol=1e-4
-    )
+        for b in range(2):
+            alone = model(image[b : b + 1], theta[b : b + 1])
+            for key in (
+                "pred_depth_front",
+                "pred_normal_back",
+                "pred_down_depth_mask",
+                "occupancy",
+            ):
+                torch.testing.assert_close(both[key][b : b + 1], alone[key], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                both["pred_arm_normal_front"][b * n : (b + 1) * n],
+                alone["pred_arm_normal_front"],
+                atol=1e-4,
+                rtol=1e-4,
+            )
+    # the two samples really differ, so a mix-up of samples would be caught
+    assert (both["occupancy"][0] - both["occupancy"][1]).abs().max() > 0.5
+
+
+def test_forward_rejects_bad_theta():
+    model = build_model(phase=2, res=256, width=0.125).eval()
+    image = torch.rand(1, 3, 256, 256) * 2 - 1
+    theta = syn_theta(256, 1)
+    with pytest.raises(AssertionError, match="dtype|float64"):
+        model(image, theta.double())
+    theta[0, 3] = float("nan")
+    with pytest.raises(AssertionError, match="NaN"):
+        model(image, theta)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +312,7 @@ def model512() -> Model2K2K:
     return model.eval()
 
 
-def test_banded_refine_equals_unbanded_full_model(model512):
+def test_tiled_refine_equals_untiled_full_model(model512):
     image = torch.rand(1, 3, 512, 512) * 2 - 1
     theta = syn_theta(512, 1)
     refine = model512.refine
@@ -299,19 +321,19 @@ def test_banded_refine_equals_unbanded_full_model(model512):
         with torch.no_grad():
             refine.tile_pixels = 0
             ref = model512(image, theta)
-            refine.tile_pixels = 1  # smallest bands: 8 rows + halo
-            banded = model512(image, theta)
+            refine.tile_pixels = 1  # smallest tiles: 8x8 + halo
+            tiled = model512(image, theta)
     finally:
         refine.tile_pixels = old
     for key in ("pred_depth_front", "pred_depth_back", "pred_depth_mask"):
-        err = (banded[key] - ref[key]).abs().max().item()
-        assert err <= 1e-5, f"{key}: banded vs unbanded max error {err:.3e}"
-    assert torch.equal(banded["pred_normal_front"], ref["pred_normal_front"])
+        err = (tiled[key] - ref[key]).abs().max().item()
+        assert err <= 1e-5, f"{key}: tiled vs untiled max error {err:.3e}"
+    assert torch.equal(tiled["pred_normal_front"], ref["pred_normal_front"])
 
 
 @pytest.mark.parametrize("tile_pixels", [1, 512 * 10, 512 * 24, 512 * 100, 512 * 511])
-def test_banded_refine_band_sizes(model512, tile_pixels):
-    """Bands that do not divide the height, and bands of every stage, match the unbanded net."""
+def test_tiled_refine_tile_sizes(model512, tile_pixels):
+    """Tiles that do not divide the image, at every stage, match the untiled net."""
     refine = model512.refine
     g = torch.Generator().manual_seed(1)
     depth = torch.rand(1, 2, 64, 64, generator=g) * 6
@@ -322,17 +344,17 @@ def test_banded_refine_band_sizes(model512, tile_pixels):
             refine.tile_pixels = 0
             ref = refine(depth, normal)
             refine.tile_pixels = tile_pixels
-            banded = refine(depth, normal)
+            tiled = refine(depth, normal)
     finally:
         refine.tile_pixels = old
-    assert banded.shape == ref.shape == (1, 3, 512, 512)
-    err = (banded - ref).abs().max().item()
+    assert tiled.shape == ref.shape == (1, 3, 512, 512)
+    err = (tiled - ref).abs().max().item()
     assert err <= 1e-5, f"tile_pixels={tile_pixels}: max error {err:.3e}"
 
 
-def test_refine_train_mode_is_not_banded(model512):
-    """Training mode runs whole stages: BatchNorm batch statistics would differ per band, so a
-    banded training forward would be a different function."""
+def test_refine_train_mode_is_not_tiled(model512):
+    """Training mode runs whole stages: BatchNorm batch statistics would differ per tile, so a
+    tiled training forward would be a different function."""
     refine = copy.deepcopy(model512.refine).train()
     g = torch.Generator().manual_seed(2)
     depth = torch.rand(1, 2, 64, 64, generator=g) * 6

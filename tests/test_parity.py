@@ -4,7 +4,7 @@ recommended tolerances (§8).
 
 case_syn is in the repository and always runs; the photo cases 000 and 005 are read from
 ``../shared/spec/parity`` and skipped when it is absent. The model runs the fast inference path:
-eval mode, ``channels_last``, banded refinement, 2 threads, no grad.
+eval mode, ``channels_last``, tiled refinement, 2 threads, no grad.
 """
 
 from __future__ import annotations
