@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.common import fixture_theta
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CASE_SYN = FIXTURES / "case_syn"
 WEIGHTS_TSV = FIXTURES / "weights_keys.tsv"
@@ -16,6 +18,19 @@ SHARED_PARITY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "parit
 
 # The reference outputs were computed with 2 threads; the CI machine has 2 cores.
 torch.set_num_threads(2)
+
+
+def syn_theta_batch(batch: int = 1) -> torch.Tensor:
+    """[batch, 12, 2, 3] θ of the embedded synthetic case (NC, so valid at any resolution)."""
+    return fixture_theta().repeat(batch, 1, 1, 1)
+
+
+def shared_case(name: str) -> Path:
+    """``../shared/spec/parity/<name>``; skips the test when it is absent."""
+    folder = SHARED_PARITY / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent (../shared absent: photo parity cases skipped)")
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +59,5 @@ def case_syn_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_parity_dir() -> Path:
     """``../shared/spec/parity`` (photo cases 000 and 005); skips when it is absent."""
-    if not (SHARED_PARITY / "case_000").is_dir():
-        pytest.skip(f"{SHARED_PARITY} absent (../shared absent: photo parity cases skipped)")
+    shared_case("case_000")
     return SHARED_PARITY

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, shared_case
 
 from utils.keypoints import (
     KEYPOINT_NAMES,
@@ -27,8 +28,6 @@ from utils.keypoints import (
     part_matrices,
 )
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED_PARITY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "parity"
 EDGE_JSON = FIXTURES / "keypoint_edge_cases" / "edge_005_modified_keypoints.json"
 EDGE_NPZ = FIXTURES / "keypoint_edge_cases" / "edge_cases.npz"
 
@@ -146,13 +145,6 @@ def openpose_dict(body25: np.ndarray, left: np.ndarray | None, right: np.ndarray
     person["hand_left_keypoints_2d"] = [] if left is None else left.reshape(-1).tolist()
     person["hand_right_keypoints_2d"] = [] if right is None else right.reshape(-1).tolist()
     return {"version": 1.3, "people": [person]}
-
-
-def shared_case(name: str) -> Path:
-    folder = SHARED_PARITY / name
-    if not folder.is_dir():
-        pytest.skip(f"parity reference folder {folder} is absent (it lives beside the repo)")
-    return folder
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import FIXTURES, syn_theta_batch
 
 from bench.naive_parts import naive_crops
 from models import build_model
@@ -22,7 +22,6 @@ from models.losses import (
 )
 from models.parts import PART_NETS, PartGeometry
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RES = 256
 WIDTH = 0.125
 GROUPS = ("normal", "depth", "consistency", "mask")
@@ -58,15 +57,9 @@ def ij_grid(h: int, w: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Ten
     return torch.meshgrid(rows, cols, indexing="ij")
 
 
-def fixture_theta(batch: int) -> torch.Tensor:
-    """[batch, 12, 2, 3] theta of the synthetic parity case (NC, so valid at any resolution)."""
-    theta = torch.from_numpy(np.load(FIXTURES / "case_syn" / "theta.npy"))
-    return theta[None].repeat(batch, 1, 1, 1)
-
-
 def make_batch(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
     front, back = blob_depth(batch, seed=seed)
-    return {"depth_front": front, "depth_back": back, "theta": fixture_theta(batch)}
+    return {"depth_front": front, "depth_back": back, "theta": syn_theta_batch(batch)}
 
 
 def encode(v: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import CASE_SYN, WEIGHTS_TSV
+from conftest import CASE_SYN, WEIGHTS_TSV, syn_theta_batch
 from torch import nn
 
 from models import build_model
@@ -256,11 +256,7 @@ def test_forward_small(phase, res):
     model = build_model(phase=phase, res=res, width=0.125).eval()
     batch = 2
     image = torch.rand(batch, 3, res, res) * 2 - 1
-    theta = (
-        syn_theta(res, batch)
-        if res == 256
-        else (torch.from_numpy(np.load(CASE_SYN / "theta.npy"))[None].repeat(batch, 1, 1, 1))
-    )
+    theta = syn_theta(res, batch) if res == 256 else syn_theta_batch(batch)
     with torch.no_grad():
         out = model(image, theta)
     check_outputs(model, out, batch, theta)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CASE_SYN
+from conftest import syn_theta_batch
 
 from bench.naive_parts import naive_crops, naive_merge
 from models.parts import (
@@ -53,14 +53,13 @@ def affine_theta(batch: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(m)
 
 
-def syn_theta(batch: int = 1) -> torch.Tensor:
-    return torch.from_numpy(np.load(CASE_SYN / "theta.npy"))[None].repeat(batch, 1, 1, 1)
-
-
 THETAS = {
-    "syn": lambda: syn_theta(1),
+    "syn": lambda: syn_theta_batch(1),
     "syn_b2_shifted": lambda: torch.cat(
-        (syn_theta(1), syn_theta(1) * 1.3 + 0.2 * torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
+        (
+            syn_theta_batch(1),
+            syn_theta_batch(1) * 1.3 + 0.2 * torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]),
+        )
     ),
     "random_inside": lambda: random_theta(1, seed=1, spread=0.6),
     "random_outside": lambda: random_theta(2, seed=2, spread=1.4),
@@ -254,7 +253,7 @@ def test_merge_parts_constant_parts_give_constant_normals():
     """All parts output one constant: the merge is that constant on the union, 0 elsewhere."""
     res = 256
     geo = PartGeometry.for_resolution(res)
-    theta = syn_theta(1)
+    theta = syn_theta_batch(1)
     parts = {
         name: torch.full((len(p), 6, h, w), 0.7)
         for (name, p, _), (h, w) in zip(PART_NETS, geo.crop_sizes, strict=True)
