@@ -14,8 +14,8 @@ class AUNet(nn.Module):
     """Attention U-Net with 4 levels (3 poolings) and a 1x1 + ReLU head.
 
     Args:
-        ch_in: input channels (3 for the coarse normal net, 6 = RGB + coarse front normal for part
-        nets).
+        ch_in: input channels (3 for the coarse normal net, 6 = RGB + coarse front normal for
+            part nets).
         ch_out: output channels (6 = front normal + back normal, encoded ``(n + 1) / 2``).
         width: channel multiplier; 1.0 gives the authors' 64-128-256-512 widths.
     """

@@ -17,24 +17,21 @@ def scale_channels(channels: int, width: float) -> int:
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``bn(conv(x))`` as one convolution, using BN's running statistics
-    (eval)."""
+    """Weight and bias of ``bn(conv(x))`` as one convolution, with BN's running statistics."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     weight = conv.weight * scale.view(-1, 1, 1, 1)
     return weight, (bias - bn.running_mean) * scale + bn.bias
 
 
-def conv_bn_relu(
-    x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = True
-) -> torch.Tensor:
+def conv_bn_relu(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
     """``relu(bn(conv(x)))`` in eval mode: the BatchNorm is folded into the convolution (one pass).
 
     Training mode runs the modules themselves (batch statistics); this path is for eval only.
     """
     weight, bias = fold_bn(conv, bn)
     y = F.conv2d(x, weight, bias, conv.stride, conv.padding)
-    return torch.relu_(y) if relu else y
+    return torch.relu_(y)
 
 
 def _conv_bn_relu_layers(ch_in: int, ch_out: int) -> list[nn.Module]:
@@ -89,8 +86,7 @@ class Conv1x1Relu(nn.Module):
 
 
 class UpConv(nn.Module):
-    """Nearest x2 upsampling -> 3x3 conv -> BatchNorm -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H,
-    2W]``."""
+    """Nearest x2 upsample -> 3x3 conv -> BN -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H, 2W]``."""
 
     def __init__(self, ch_in: int, ch_out: int) -> None:
         super().__init__()

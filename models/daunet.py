@@ -17,7 +17,7 @@ class DAUNet(nn.Module):
         ch_image: channels of the image input (3).
         ch_normal: channels of the normal input (6 = coarse front + back normals).
         ch_out: output channels (3 = front depth, back depth, mask logit; activations applied
-        outside).
+            outside).
         width: channel multiplier; 1.0 gives the authors' 32-64-128-256-512 encoder widths.
     """
 

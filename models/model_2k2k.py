@@ -36,8 +36,8 @@ class Model2K2K(nn.Module):
         width: channel multiplier of every network (1.0 = the authors' architecture).
         frozen_eval: phase 2 only. Keep the frozen networks (all but ``refine``) in eval mode when
             the model is put in training mode, so their BatchNorm uses and keeps the phase-1 running
-            statistics. The authors train them in train mode (facts sheet §8 item 3); False restores
-            that.
+            statistics. The authors train them in train mode (facts sheet §8 item 3); False
+            restores that.
     """
 
     def __init__(
@@ -60,8 +60,7 @@ class Model2K2K(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Authors' init: conv weights ~ N(0, 2 / (k_h k_w C_out)), default conv biases, BN (1,
-        0)."""
+        """Authors' init: conv weights ~ N(0, 2/(k_h k_w C_out)), default conv bias, BN (1, 0)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 kh, kw = m.kernel_size

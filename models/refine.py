@@ -48,8 +48,7 @@ class RefineNet(nn.Module):
         self.merge3_2 = nn.Conv2d(cm, ch_out, kernel_size=1)
 
     def _stage(self, i: int, prev: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
-        """Stage ``i`` (1-3): ``prev`` [B, C, h, w] at half resolution, ``normal`` [B, 6, 2h,
-        2w]."""
+        """Stage ``i`` (1-3): ``prev`` [B, C, h, w] at half res, ``normal`` [B, 6, 2h, 2w]."""
         depth, norm, merge, head = (
             (self.depth1, self.normal1, self.merge1_1, self.merge1_2),
             (self.depth2, self.normal2, self.merge2_1, self.merge2_2),
