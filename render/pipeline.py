@@ -1,0 +1,206 @@
+"""Render scans into the training layout: depth, NOSHADING and SHADED images per view.
+
+The unit of work is one item (scan): it is loaded once, its acceleration structure and OpenGL mesh
+are built once, and every missing view is rendered. Views whose files all exist are skipped, so an
+interrupted run resumes; every file is written atomically. Each view draws its lights from its own
+seed (dataset seed, item, view), so a resumed or sharded run renders exactly what one run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_name
+from render.mesh import RenderInputError, Scan, list_items, load_scan
+from render.raycast import RayCaster
+from render.shading import ShadedRenderer
+from utils.camera import range_to_png
+from utils.fileio import write_image, write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What to render.
+
+    Attributes:
+        res: image side in pixels (2048 = the authors').
+        yaws: view yaws in degrees.
+        ortho: also render the orthographic ``ORTH/`` counterparts.
+        supersample: SHADED anti-aliasing factor (render larger, average down).
+        seed: base seed of the light draws.
+        mesh_format: ``ply`` (vertex colours) or ``obj`` (+ texture) for 2K2K / ANNY.
+        overwrite: re-render views whose files already exist.
+    """
+
+    res: int = 2048
+    yaws: Sequence[int] = DEFAULT_YAWS
+    ortho: bool = False
+    supersample: int = 1
+    seed: int = 0
+    mesh_format: str = "ply"
+    overwrite: bool = False
+
+
+@dataclass
+class RenderReport:
+    """Outcome of a batch: item names rendered, already complete, and failed (with the message)."""
+
+    rendered: list[str] = field(default_factory=list)
+    complete: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def view_seed(seed: int, item: str, view: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(f"{item}/{view}".encode())) % 2**63
+
+
+def face_colors(scan: Scan) -> np.ndarray:
+    """[F, 3] uint8 RGB flat face colours: the truncated mean of the three vertex colours (trimesh's
+    ``vertex_to_face_color``)."""
+    vc = np.asarray(scan.mesh.visual.vertex_colors)[:, :3].astype(np.float64)
+    return vc[np.asarray(scan.mesh.faces)].mean(axis=1).astype(np.uint8)
+
+
+def colour_image(colors: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 BGR image of hit-face colours (-1 = black background)."""
+    img = colors[np.maximum(face_ids, 0)][:, :, ::-1].copy()
+    img[face_ids < 0] = 0
+    return img
+
+
+class ScanRenderer:
+    """Renders views of scans with one ray caster per scan and one reused OpenGL context.
+
+    Args:
+        data_path: dataset root (outputs go under ``PERS/`` and ``ORTH/``).
+        data_name: dataset name (``RP``, ``THuman2``, ``2K2K``, ``ANNY``).
+        options: :class:`RenderOptions`.
+        platform: OpenGL back end (``osmesa``/``egl``/``None`` = environment or osmesa).
+    """
+
+    def __init__(
+        self,
+        data_path: str | os.PathLike,
+        data_name: str,
+        options: RenderOptions,
+        platform: str | None = None,
+    ) -> None:
+        self.data_path = Path(data_path)
+        self.data_name = data_name
+        self.options = options
+        self.platform = platform
+        self._shaders: dict[str, ShadedRenderer] = {}
+
+    def projections(self) -> tuple[str, ...]:
+        return ("PERS", "ORTH") if self.options.ortho else ("PERS",)
+
+    def missing_views(self, item: str) -> list[tuple[str, int]]:
+        """(projection, yaw) pairs of ``item`` with at least one file missing."""
+        out = []
+        for projection in self.projections():
+            for yaw in self.options.yaws:
+                files = view_files(self.data_path, self.data_name, item, yaw, projection)
+                if self.options.overwrite or not all(p.is_file() for p in files.image_files):
+                    out.append((projection, yaw))
+        return out
+
+    def _shader(self, projection: str) -> ShadedRenderer:
+        if projection not in self._shaders:
+            self._shaders[projection] = ShadedRenderer(
+                self.options.res,
+                supersample=self.options.supersample,
+                ortho=projection == "ORTH",
+                platform=self.platform,
+            )
+        return self._shaders[projection]
+
+    def render_item(self, item: str) -> bool:
+        """Render the missing views of one item; returns False when it was already complete.
+
+        Raises:
+            RenderInputError: the scan cannot be loaded (nothing is written for it).
+        """
+        todo = self.missing_views(item)
+        if not todo:
+            return False
+        scan = load_scan(self.data_path, self.data_name, item, self.options.mesh_format)
+        self.render_views(scan, todo)
+        return True
+
+    def render_views(self, scan: Scan, views: Sequence[tuple[str, int]]) -> None:
+        """Render and write the given (projection, yaw) views of a loaded scan."""
+        res = self.options.res
+        caster = RayCaster(scan.mesh.vertices, scan.mesh.faces)
+        colors = face_colors(scan)
+        for projection, yaw in views:
+            rotation = scan.view_rotation(yaw)
+            hits = caster.cast(res, rotation, ortho=projection == "ORTH")
+            depth_front = range_to_png(hits.front)
+            depth_back = range_to_png(hits.back)
+            rng = np.random.default_rng(
+                view_seed(self.options.seed, scan.name, view_name(scan.data_name, yaw))
+            )
+            shaded = self._shader(projection).render(scan.mesh, rotation, rng)[:, :, ::-1].copy()
+            shaded[depth_front == 0] = 0
+            files = view_files(self.data_path, scan.data_name, scan.name, yaw, projection)
+            write_image(files.noshading_front, colour_image(colors, hits.front_face))
+            write_image(files.noshading_back, colour_image(colors, hits.back_face))
+            write_image(files.depth_back, depth_back)
+            write_image(files.depth_front, depth_front)
+            write_image(files.shaded, shaded)
+
+    def close(self) -> None:
+        for shader in self._shaders.values():
+            shader.close()
+        self._shaders.clear()
+
+
+def shard(items: Sequence[str], num_shards: int, shard_id: int) -> list[str]:
+    """Items ``i`` with ``i % num_shards == shard_id`` (a job array splits the scans this way)."""
+    if num_shards < 1 or not 0 <= shard_id < num_shards:
+        raise ValueError(f"need 0 <= shard_id < num_shards, got {shard_id}, {num_shards}")
+    return [it for i, it in enumerate(items) if i % num_shards == shard_id]
+
+
+def write_list(data_path: str | os.PathLike, data_name: str, yaws: Sequence[int]) -> Path:
+    """(Re)write ``list/<DS>_all.txt`` with every item whose PERS views are all on disk.
+
+    Items are sorted and each has one line per yaw; a job array's last shard to finish writes the
+    complete list (or run ``render.py --list_only`` afterwards).
+    """
+    lines = []
+    for item in list_items(data_path, data_name):
+        files = [view_files(data_path, data_name, item, y) for y in yaws]
+        if all(p.is_file() for f in files for p in f.image_files):
+            lines.extend(list_line(data_name, item, y) for y in yaws)
+    path = list_path(data_path, data_name)
+    write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    return path
+
+
+def render_dataset(
+    renderer: ScanRenderer,
+    items: Sequence[str],
+    progress: bool = True,
+) -> RenderReport:
+    """Render every item; a scan that fails is reported and the batch goes on."""
+    report = RenderReport()
+    for item in tqdm(items, desc=f"render {renderer.data_name}", disable=not progress):
+        try:
+            done = renderer.render_item(item)
+        except RenderInputError as e:
+            log.error("skipping %s: %s", item, e)
+            report.failed[item] = str(e)
+            continue
+        (report.rendered if done else report.complete).append(item)
+    return report

@@ -1,0 +1,84 @@
+"""Render scans into 2K2K's training layout (front/back depth, NOSHADING and SHADED images, lists).
+
+Run from the repository root as a module::
+
+    # open synthetic humans made by render.make_synthetic, at a small resolution
+    python -m render.render --data_path data/synthetic --data_name ANNY --res 512
+
+    # RenderPeople at 2048, as the authors (PERS only), on shard 3 of a 16-way job array
+    python -m render.render --data_path /data/2k2k --data_name RP --num_shards 16 --shard_id 3
+
+    # after a job array: rebuild list/<DS>_all.txt from what is on disk
+    python -m render.render --data_path /data/2k2k --data_name RP --list_only
+
+Views that already exist are skipped (an interrupted run resumes). A scan that cannot be loaded is
+reported and the batch goes on; the exit status is 1 if any scan failed. Headless OpenGL: set
+``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts) or pass ``--gl_platform``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from render.layout import DEFAULT_YAWS
+from render.mesh import DATASETS, list_items
+from render.pipeline import RenderOptions, ScanRenderer, render_dataset, shard, write_list
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data_path", required=True, help="dataset root holding obj/<DS>/...")
+    p.add_argument("--data_name", required=True, choices=DATASETS)
+    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
+    p.add_argument(
+        "--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws (deg)"
+    )
+    p.add_argument("--ortho", action="store_true", help="also render the ORTH/ counterparts")
+    p.add_argument("--supersample", type=int, default=1, help="SHADED anti-aliasing factor")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the light draws")
+    p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
+    p.add_argument("--items", nargs="+", help="render only these items")
+    p.add_argument("--overwrite", action="store_true", help="re-render existing views")
+    p.add_argument("--num_shards", type=int, default=1)
+    p.add_argument("--shard_id", type=int, default=0)
+    p.add_argument("--list_only", action="store_true", help="only rebuild list/<DS>_all.txt")
+    p.add_argument("--gl_platform", choices=("osmesa", "egl"), help="headless OpenGL back end")
+    return p
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.list_only:
+        items = args.items or list_items(args.data_path, args.data_name)
+        options = RenderOptions(
+            res=args.res,
+            yaws=tuple(args.yaws),
+            ortho=args.ortho,
+            supersample=args.supersample,
+            seed=args.seed,
+            mesh_format=args.mesh_format,
+            overwrite=args.overwrite,
+        )
+        renderer = ScanRenderer(args.data_path, args.data_name, options, platform=args.gl_platform)
+        try:
+            report = render_dataset(renderer, shard(items, args.num_shards, args.shard_id))
+        finally:
+            renderer.close()
+        print(
+            f"rendered {len(report.rendered)}, already complete {len(report.complete)}, "
+            f"failed {len(report.failed)}"
+        )
+        for item, message in report.failed.items():
+            print(f"FAILED {item}: {message}", file=sys.stderr)
+    path = write_list(args.data_path, args.data_name, args.yaws)
+    print(f"wrote {path}")
+    if not args.list_only and report.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())

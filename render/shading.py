@@ -1,0 +1,123 @@
+"""The lit SHADED input images, rendered with pyrender (facts sheet §6.8).
+
+What the authors' renders contain, stated plainly: flat-shaded vertex colours, pyrender's default
+material, scene ambient light (0.01, 0.01, 0.1), and one spot light (inner cone pi/10, outer cone
+pi/6, intensity 8 or 9, colour (1, u, 1) with u ~ U(0.7, 0.8)) at 8 random poses on a horizontal
+circle of radius 2 around the mesh, pointing at it. The authors added the light at 360 random poses,
+but pyrender only uses the first 8 spot lights it iterates over (facts §8 item 35); we add exactly
+the 8 that are used. No shadows; a new light draw for every view.
+
+One OpenGL context (:class:`ShadedRenderer`) is created per process and reused for every scan and
+view (the authors leaked one per view, facts §8 item 34). ``PYOPENGL_PLATFORM`` must be set before
+pyrender is first imported; :func:`gl_platform` does that (``osmesa`` unless the user chose one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import trimesh
+
+from render.mesh import rotation_y
+from utils.camera import CAMERA_Z, FOV_DEG
+
+AMBIENT = (0.01, 0.01, 0.1)
+SPOT_INNER = math.pi / 10
+SPOT_OUTER = math.pi / 6
+SPOT_RADIUS = 2.0
+NUM_LIGHTS = 8
+ORTHO_MAG = 0.47
+
+
+def gl_platform(platform: str | None = None) -> str:
+    """Choose the headless OpenGL back end (``osmesa`` or ``egl``) before pyrender is imported.
+
+    An explicit ``platform`` wins, then an existing ``PYOPENGL_PLATFORM``, then ``osmesa``.
+    """
+    if platform is not None:
+        os.environ["PYOPENGL_PLATFORM"] = platform
+    return os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+
+def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """[H*f, W*f, C] -> [H, W, C] mean over f x f blocks (supersampling anti-aliasing)."""
+    h, w, c = image.shape
+    blocks = image.reshape(h // factor, factor, w // factor, factor, c).astype(np.float32)
+    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+class ShadedRenderer:
+    """Renders SHADED images of vertex-coloured meshes; one OpenGL context, reused.
+
+    Args:
+        res: output image side in pixels.
+        supersample: render at ``res * supersample`` and average blocks down (OSMesa has no MSAA).
+        ortho: orthographic camera (``xmag = ymag = 0.47``) instead of the 50-degree pinhole.
+        platform: ``osmesa`` / ``egl`` / ``None`` (see :func:`gl_platform`).
+    """
+
+    def __init__(
+        self, res: int, supersample: int = 1, ortho: bool = False, platform: str | None = None
+    ) -> None:
+        gl_platform(platform)
+        import pyrender
+
+        self._pyrender = pyrender
+        self.res = res
+        self.supersample = supersample
+        self.renderer = pyrender.OffscreenRenderer(res * supersample, res * supersample)
+        if ortho:
+            camera = pyrender.OrthographicCamera(xmag=ORTHO_MAG, ymag=ORTHO_MAG)
+        else:
+            camera = pyrender.PerspectiveCamera(yfov=math.radians(FOV_DEG), aspectRatio=1.0)
+        self.camera_pose = np.eye(4)
+        self.camera_pose[2, 3] = CAMERA_Z
+        self.camera = camera
+        self._mesh: trimesh.Trimesh | None = None
+
+    def render(
+        self, mesh: trimesh.Trimesh, rotation: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """One SHADED view.
+
+        Args:
+            mesh: normalised mesh with [V, 4] uint8 vertex colours (uploaded once and reused
+                while the same object is passed).
+            rotation: [3, 3] view rotation applied to the mesh.
+            rng: draws the light intensity, colour and the 8 light yaws.
+        Returns:
+            [res, res, 3] uint8 RGB (background black).
+        """
+        pyrender = self._pyrender
+        if mesh is not self._mesh:
+            self.scene = pyrender.Scene(ambient_light=AMBIENT, bg_color=(0.0, 0.0, 0.0, 0.0))
+            self._mesh_node = self.scene.add(pyrender.Mesh.from_trimesh(mesh, smooth=False))
+            self.scene.add(self.camera, pose=self.camera_pose)
+            self._mesh = mesh
+        pose = np.eye(4)
+        pose[:3, :3] = rotation
+        self.scene.set_pose(self._mesh_node, pose)
+        for node in list(self.scene.light_nodes):
+            self.scene.remove_node(node)
+        light = pyrender.SpotLight(
+            color=(1.0, float(rng.uniform(0.7, 0.8)), 1.0),
+            intensity=float(rng.choice((8.0, 9.0))),
+            innerConeAngle=SPOT_INNER,
+            outerConeAngle=SPOT_OUTER,
+        )
+        for yaw in rng.integers(0, 360, size=NUM_LIGHTS):
+            light_pose = np.eye(4)
+            light_pose[:3, :3] = rotation_y(math.radians(float(yaw)))
+            light_pose[:3, 3] = light_pose[:3, :3] @ np.array([0.0, 0.0, SPOT_RADIUS])
+            self.scene.add(light, pose=light_pose)
+        color, _ = self.renderer.render(self.scene)
+        color = np.ascontiguousarray(color[:, :, :3])
+        if self.supersample > 1:
+            color = _block_mean(color, self.supersample)
+        return color
+
+    def close(self) -> None:
+        """Release the OpenGL context."""
+        self.renderer.delete()

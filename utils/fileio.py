@@ -1,0 +1,58 @@
+"""Atomic file writers: every output is written to a temporary file beside it, then renamed.
+
+A killed process therefore leaves either the old file, the complete new one, or a stray
+``.*.tmp*`` file that no reader looks at, never a truncated output under the real name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, creating the parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an OpenCV image (BGR uint8, or single-channel uint8/uint16) atomically.
+
+    The format follows the file extension (``.png``, ``.jpg``, ...).
+    """
+    ok, buf = cv2.imencode(Path(path).suffix, image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode a {image.dtype} image of {image.shape}")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a NumPy array atomically (``.npy`` format)."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    """Write an object as JSON atomically."""
+    write_text(path, json.dumps(obj))
