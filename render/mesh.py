@@ -321,6 +321,29 @@ def normalization(mesh: trimesh.Trimesh, name: str, data_name: str) -> ScanTrans
     return ScanTransform(center=center, scale=scale, rotation=rotation, post_scale=post_scale)
 
 
+def scan_transform(
+    data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
+) -> tuple[ScanTransform, float]:
+    """The normalisation and facing of one item from its geometry alone (no texture).
+
+    Equal to what :func:`load_scan` applies: one midpoint subdivision changes neither the
+    area-weighted centroid nor the largest centred coordinate.
+
+    Returns:
+        (transform, facing yaw in radians).
+    """
+    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
+    facing = thuman2_facing(data_path, name) if data_name == "THuman2" else 0.0
+    if texture_path is None:
+        mesh = load_vertex_colored_ply(mesh_path)
+    else:
+        v, _, fv, _ = _parse_obj(mesh_path)
+        if len(fv) == 0:
+            raise RenderInputError(f"{mesh_path}: mesh has no faces")
+        mesh = trimesh.Trimesh(v, fv, process=False)
+    return normalization(mesh, name, data_name), facing
+
+
 def load_scan(
     data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
 ) -> Scan:

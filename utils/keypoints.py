@@ -31,6 +31,8 @@ __all__ = [
     "NUM_PARTS",
     "PART_NAMES",
     "KEYPOINT_NAMES",
+    "BODY25_INDEX",
+    "HAND_PIP_INDEX",
     "KeypointError",
     "PartPlacementError",
     "openpose_to_keypoints31",
@@ -97,12 +99,12 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 
 # BODY_25 index for keypoint rows 0..22 (fact sheet §3.1).
 # fmt: off
-_BODY25_INDEX: tuple[int, ...] = (
+BODY25_INDEX: tuple[int, ...] = (
     0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11, 19, 20, 21, 22, 23, 24,
 )
 # fmt: on
 # OpenPose hand indices of the PIP joints of index, middle, ring and little finger.
-_HAND_PIP_INDEX: tuple[int, ...] = (6, 10, 14, 18)
+HAND_PIP_INDEX: tuple[int, ...] = (6, 10, 14, 18)
 # Ear row -> same-side eye row used when the ear is missing in the JSON.
 _EAR_FALLBACK: dict[int, int] = {3: 1, 4: 2}
 
@@ -192,7 +194,7 @@ def openpose_to_keypoints31(data: dict, source: str = "<openpose json>") -> np.n
     pose = pose.reshape(25, 3)
 
     out = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
-    out[: len(_BODY25_INDEX)] = pose[list(_BODY25_INDEX)]
+    out[: len(BODY25_INDEX)] = pose[list(BODY25_INDEX)]
 
     for row0, key in ((23, "hand_left_keypoints_2d"), (27, "hand_right_keypoints_2d")):
         hand_values = person.get(key)
@@ -205,7 +207,7 @@ def openpose_to_keypoints31(data: dict, source: str = "<openpose json>") -> np.n
             raise KeypointError(
                 f"{source}: '{key}' has {hand.shape[0]} numbers, expected {_HAND_LEN} or none"
             )
-        out[row0 : row0 + 4] = hand.reshape(21, 3)[list(_HAND_PIP_INDEX)]
+        out[row0 : row0 + 4] = hand.reshape(21, 3)[list(HAND_PIP_INDEX)]
 
     missing = (out[:, 2] <= 0) | ((out[:, 0] == 0) & (out[:, 1] == 0))
     out[missing] = 0.0

@@ -1,0 +1,102 @@
+"""Project 3D joints to the 31 training keypoints of every rendered view (PERS/keypoint/...).
+
+Run from the repository root after ``render.render`` (same ``--res`` and ``--yaws``)::
+
+    python -m render.render_keypoint --data_path data/synthetic --data_name ANNY --res 512
+
+    # THuman2, filling invisible joints from the SMPL-X fits (licensed model files)
+    python -m render.render_keypoint --data_path /data/2k2k --data_name THuman2 \\
+        --smpl_model_path /models/smplx
+
+    # the authors' keypoint scale and finger joints, to reproduce their training data
+    python -m render.render_keypoint --data_path /data/2k2k --data_name RP --keypoint_scale 1.037
+
+    # keypoints from OpenPose run on the SHADED renders (<dir>/<view>/<item>_front_keypoints.json)
+    python -m render.render_keypoint --data_path /data/2k2k --data_name 2K2K \\
+        --source openpose --openpose_dir /data/openpose_out
+
+Items whose keypoint files exist are skipped; a bad item is reported and the batch goes on (exit
+status 1 if any failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tqdm import tqdm
+
+from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, write_item_keypoints
+from render.layout import DEFAULT_YAWS
+from render.mesh import DATASETS, RenderInputError, list_items
+from render.pipeline import shard
+from utils.keypoints import KeypointError
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data_path", required=True, help="dataset root (obj/, Joint3D/, PERS/)")
+    p.add_argument("--data_name", required=True, choices=DATASETS)
+    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
+    p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
+    p.add_argument("--source", choices=("joints", "openpose"), default="joints")
+    p.add_argument("--openpose_dir", help="OpenPose JSON folder for --source openpose")
+    p.add_argument(
+        "--finger",
+        choices=tuple(FINGER_ROWS),
+        default="mcp",
+        help="finger joints of the COCO-WholeBody layout: mcp (authors) or pip (as OpenPose)",
+    )
+    p.add_argument(
+        "--keypoint_scale",
+        type=float,
+        default=1.0,
+        help=f"scale of the 3D joints before projection (authors: {AUTHORS_KEYPOINT_SCALE})",
+    )
+    p.add_argument("--smpl_model_path", help="SMPL-X model folder (THuman2 joint filling)")
+    p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
+    p.add_argument("--items", nargs="+", help="only these items")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--num_shards", type=int, default=1)
+    p.add_argument("--shard_id", type=int, default=0)
+    return p
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.source == "openpose" and args.openpose_dir is None:
+        raise SystemExit("--source openpose needs --openpose_dir")
+    items = shard(
+        args.items or list_items(args.data_path, args.data_name), args.num_shards, args.shard_id
+    )
+    written, failed = 0, {}
+    for item in tqdm(items, desc=f"keypoints {args.data_name}"):
+        try:
+            written += write_item_keypoints(
+                args.data_path,
+                args.data_name,
+                item,
+                args.yaws,
+                args.res,
+                source=args.source,
+                openpose_dir=args.openpose_dir,
+                finger=args.finger,
+                keypoint_scale=args.keypoint_scale,
+                smplx_model_path=args.smpl_model_path,
+                mesh_format=args.mesh_format,
+                overwrite=args.overwrite,
+            )
+        except (RenderInputError, KeypointError) as e:
+            failed[item] = str(e)
+    print(f"keypoints written for {written} items, {len(items) - written - len(failed)} complete")
+    for item, message in failed.items():
+        print(f"FAILED {item}: {message}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())
