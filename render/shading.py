@@ -2,10 +2,13 @@
 
 What the authors' renders contain, stated plainly: flat-shaded vertex colours, pyrender's default
 material, scene ambient light (0.01, 0.01, 0.1), and one spot light (inner cone pi/10, outer cone
-pi/6, intensity 8 or 9, colour (1, u, 1) with u ~ U(0.7, 0.8)) at 8 random poses on a horizontal
-circle of radius 2 around the mesh, pointing at it. The authors added the light at 360 random poses,
-but pyrender only uses the first 8 spot lights it iterates over (facts §8 item 35); we add exactly
-the 8 that are used. No shadows; a new light draw for every view.
+pi/6, intensity 8 or 9, colour (1, u, 1) with u ~ U(0.7, 0.8)) at random poses on a horizontal
+circle of radius 2 around the mesh, pointing at it. The authors added the light at 360 random
+poses, but pyrender's shader takes at most ``MAX_N_LIGHTS = 4`` spot lights without shadows (both
+the original pyrender and pyrender-maintained; facts §8 item 35 says 8, the constant says 4 and a
+fifth light changes nothing, see ``tests/test_render.py``), picked in its own node order. So
+4 random light directions lit every authors' image, and we add exactly those 4
+(:data:`NUM_LIGHTS`). No shadows; a new light draw for every view.
 
 One OpenGL context (:class:`ShadedRenderer`) is created per process and reused for every scan and
 view (the authors leaked one per view, facts §8 item 34). ``PYOPENGL_PLATFORM`` must be set before
@@ -27,7 +30,7 @@ AMBIENT = (0.01, 0.01, 0.1)
 SPOT_INNER = math.pi / 10
 SPOT_OUTER = math.pi / 6
 SPOT_RADIUS = 2.0
-NUM_LIGHTS = 8
+NUM_LIGHTS = 4
 ORTHO_MAG = 0.47
 
 
@@ -86,7 +89,7 @@ class ShadedRenderer:
             mesh: normalised mesh with [V, 4] uint8 vertex colours (uploaded once and reused
                 while the same object is passed).
             rotation: [3, 3] view rotation applied to the mesh.
-            rng: draws the light intensity, colour and the 8 light yaws.
+            rng: draws the light intensity, colour and the light yaws.
         Returns:
             [res, res, 3] uint8 RGB (background black).
         """
