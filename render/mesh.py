@@ -177,37 +177,60 @@ def scan_files(
     raise ValueError(f"mesh_format must be 'ply' or 'obj', got {mesh_format!r}")
 
 
+def _parse_obj_line(
+    line: str,
+    verts: list[list[float]],
+    uvs: list[list[float]],
+    tri_v: list[tuple[int, int, int]],
+    tri_t: list[tuple[int, int, int]],
+) -> None:
+    """Append what one OBJ line declares; raises ValueError/IndexError when it is malformed."""
+    fields = line.split()
+    if not fields:
+        return
+    if fields[0] == "v":
+        if len(fields) < 4:
+            raise ValueError("a vertex needs 3 coordinates")
+        verts.append([float(x) for x in fields[1:4]])
+    elif fields[0] == "vt":
+        if len(fields) < 3:
+            raise ValueError("a texture coordinate needs 2 values")
+        uvs.append([float(x) for x in fields[1:3]])
+    elif fields[0] == "f":
+        if len(fields) < 4:
+            raise ValueError("a face needs at least 3 corners")
+        vi, ti = [], []
+        for c in fields[1:]:
+            parts = c.split("/")
+            v = int(parts[0])
+            t = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+            vi.append(v - 1 if v > 0 else len(verts) + v)
+            ti.append(t - 1 if t > 0 else (len(uvs) + t if t < 0 else -1))
+        if len(vi) == 4:
+            order = [(0, 1, 2), (2, 3, 0)]
+        else:
+            order = [(0, k, k + 1) for k in range(1, len(vi) - 1)]
+        for a, b, c in order:
+            tri_v.append((vi[a], vi[b], vi[c]))
+            tri_t.append((ti[a], ti[b], ti[c]))
+
+
 def _parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vertices [V, 3], UVs [T, 2], and triangle vertex / UV indices [F, 3] (0-based, -1 = none).
 
-    Polygons are split as a fan ``(1, 2, 3), (3, 4, 1), ...``; for quads this is the authors'
-    ``(1, 2, 3), (3, 4, 1)`` split.
+    Quads are split ``(1, 2, 3), (3, 4, 1)`` as the authors do; larger polygons as a fan from
+    the first corner. A malformed line raises :class:`RenderInputError` naming the line.
     """
     verts: list[list[float]] = []
     uvs: list[list[float]] = []
     tri_v: list[tuple[int, int, int]] = []
     tri_t: list[tuple[int, int, int]] = []
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.startswith("v "):
-                verts.append([float(x) for x in line.split()[1:4]])
-            elif line.startswith("vt "):
-                uvs.append([float(x) for x in line.split()[1:3]])
-            elif line.startswith("f "):
-                corners = line.split()[1:]
-                vi, ti = [], []
-                for c in corners:
-                    parts = c.split("/")
-                    v = int(parts[0])
-                    t = int(parts[1]) if len(parts) > 1 and parts[1] else 0
-                    vi.append(v - 1 if v > 0 else len(verts) + v)
-                    ti.append(t - 1 if t > 0 else (len(uvs) + t if t < 0 else -1))
-                order = [(0, 1, 2)] if len(vi) == 3 else [(0, 1, 2), (2, 3, 0)]
-                if len(vi) > 4:
-                    order = [(0, k, k + 1) for k in range(1, len(vi) - 1)]
-                for a, b, c in order:
-                    tri_v.append((vi[a], vi[b], vi[c]))
-                    tri_t.append((ti[a], ti[b], ti[c]))
+        for n, line in enumerate(f, start=1):
+            try:
+                _parse_obj_line(line, verts, uvs, tri_v, tri_t)
+            except (ValueError, IndexError) as e:
+                raise RenderInputError(f"{path}: malformed OBJ line {n}: {line.strip()!r}") from e
     v = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
     t = np.asarray(uvs, dtype=np.float64).reshape(-1, 2)
     fv = np.asarray(tri_v, dtype=np.int64).reshape(-1, 3)

@@ -22,10 +22,13 @@ from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_n
 from render.mesh import RenderInputError, Scan, list_items, load_scan
 from render.raycast import RayCaster
 from render.shading import ShadedRenderer
-from utils.camera import range_to_png
+from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
 from utils.fileio import write_image, write_text
 
 log = logging.getLogger(__name__)
+
+MAX_RADIUS = MAX_ENCODABLE_RANGE - 1.0
+"""Depth PNGs encode ranges in ``(1 - MAX_RADIUS, 1 + MAX_RADIUS)``."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,21 @@ class ScanRenderer:
         return True
 
     def render_views(self, scan: Scan, views: Sequence[tuple[str, int]]) -> None:
-        """Render and write the given (projection, yaw) views of a loaded scan."""
-        res = self.options.res
+        """Render and write the given (projection, yaw) views of a loaded scan.
+
+        Raises:
+            RenderInputError: some view's ranges would not fit the depth PNG encoding (checked
+                for every view before anything is written).
+        """
         caster = RayCaster(scan.mesh.vertices, scan.mesh.faces)
+        for projection, yaw in views:
+            lo, hi = caster.range_bounds(scan.view_rotation(yaw), ortho=projection == "ORTH")
+            if lo <= 1.0 - MAX_RADIUS or hi >= 1.0 + MAX_RADIUS:
+                raise RenderInputError(
+                    f"{scan.name}: {projection} yaw {yaw} spans ranges {lo:.3f}..{hi:.3f}; depth "
+                    f"PNGs encode 1 +- {MAX_RADIUS:.3f} only (is this a normalised human scan?)"
+                )
+        res = self.options.res
         colors = face_colors(scan)
         for projection, yaw in views:
             rotation = scan.view_rotation(yaw)

@@ -53,6 +53,25 @@ class RayCaster:
             o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)),
         )
         self.threads = threads
+        self.scene_vertices = np.asarray(vertices, dtype=np.float64)
+
+    def range_bounds(
+        self, rotation: np.ndarray | None = None, ortho: bool = False
+    ) -> tuple[float, float]:
+        """Smallest and largest range any ray of the view can return (exact for the mesh).
+
+        Perspective: the distance from the camera centre to the closest mesh point, and to the
+        farthest vertex. Orthographic: ``1 - z`` over the rotated vertices.
+        """
+        r = np.eye(3) if rotation is None else rotation
+        vertices = self.scene_vertices @ r.T  # [V, 3] rotated mesh
+        if ortho:
+            return float(CAMERA_Z - vertices[:, 2].max()), float(CAMERA_Z - vertices[:, 2].min())
+        camera = np.array([0.0, 0.0, CAMERA_Z]) @ r  # camera centre in the mesh frame
+        query = o3d.core.Tensor(camera[None].astype(np.float32))
+        nearest = float(self.scene.compute_distance(query).numpy()[0])
+        farthest = float(np.linalg.norm(vertices - np.array([0.0, 0.0, CAMERA_Z]), axis=1).max())
+        return nearest, farthest
 
     def _first_hit(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rays = np.concatenate((origins, dirs), axis=-1).astype(np.float32)  # [N, 6]
