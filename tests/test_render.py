@@ -1270,3 +1270,13 @@ def test_missing_joint_file_names_it(kp_ds):
         write_item_keypoints(kp_ds.root, "ANNY", "nojoints", (0,), KP_RES)
     assert str(kp_ds.root / "Joint3D" / "ANNY" / "nojoints.json") in str(info.value)
     assert not view_files(kp_ds.root, "ANNY", "nojoints", 0).keypoint.exists()
+
+
+def test_light_count_is_pyrenders_spot_light_cap():
+    """The authors add 360 spot-light poses, pyrender lights with at most MAX_N_LIGHTS of them
+    (no shadows); we add exactly that many. Fails if a pyrender release changes the cap."""
+    import pyrender.constants
+
+    from render.shading import NUM_LIGHTS
+
+    assert pyrender.constants.MAX_N_LIGHTS == NUM_LIGHTS

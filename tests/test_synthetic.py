@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import trimesh
@@ -203,3 +204,31 @@ def test_generate_resumes_and_shards(model, tmp_path):
 
     with pytest.raises(ValueError):
         generate(tmp_path, num=3, num_shards=2, shard_id=2)
+
+
+@pytest.mark.parametrize("finger", ["mcp", "pip"])
+def test_rendered_keypoints_fall_inside_the_silhouette(humans, tmp_path, finger):
+    """Generator -> render.py -> render_keypoint.py: every projected keypoint of every yaw lies
+    on the rendered body (front depth > 0 within 1 pixel), with the default keypoint scale 1.0."""
+    from render.keypoints3d import write_item_keypoints
+    from render.layout import DEFAULT_YAWS, view_files
+    from render.pipeline import RenderOptions, ScanRenderer
+
+    res = 512
+    human = humans[1]
+    save_human(human, tmp_path)
+    renderer = ScanRenderer(tmp_path, "ANNY", RenderOptions(res=res))
+    try:
+        assert renderer.render_item(human.name)
+    finally:
+        renderer.close()
+    assert write_item_keypoints(tmp_path, "ANNY", human.name, DEFAULT_YAWS, res, finger=finger)
+    for yaw in DEFAULT_YAWS:
+        files = view_files(tmp_path, "ANNY", human.name, yaw)
+        mask = cv2.imread(str(files.depth_front), cv2.IMREAD_UNCHANGED) > 0
+        near_body = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        kp = np.load(files.keypoint)
+        assert kp.shape == (31, 3) and (kp[:, 2] == 1).all(), f"yaw {yaw}: missing keypoints"
+        col, row = np.floor(kp[:, 0]).astype(int), np.floor(kp[:, 1]).astype(int)
+        inside = near_body[row, col]
+        assert inside.all(), f"yaw {yaw}: keypoints {np.flatnonzero(~inside)} off the body"
