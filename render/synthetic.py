@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import colorsys
 import functools
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
+
+from utils.fileio import atomic_write_bytes, write_json
 
 NUM_JOINTS = 133
 """Rows of the COCO-WholeBody layout: 17 body, 6 feet, 68 face, 21 left hand, 21 right hand."""
@@ -926,24 +925,11 @@ def _paths(data_path: Path, data_name: str, name: str) -> tuple[Path, Path]:
     )
 
 
-def _write_temp(path: Path, payload: bytes) -> Path:
-    """Write ``payload`` to a new temporary file next to ``path``; returns the temporary path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return Path(temp)
-
-
 def save_human(human: SyntheticHuman, data_path: Path, data_name: str = "ANNY") -> None:
     """Write ``<data_path>/obj/<data_name>/<name>/<name>.ply`` (binary, vertex colours, vertex
     order kept) and ``<data_path>/Joint3D/<data_name>/<name>.json`` (``joint3d`` [133, 3] metres,
-    ``visible`` 0/1, ``units``, ``layout``), both atomically: both are first written completely to
-    temporary files beside them, then renamed, the JSON first (a PLY implies its JSON)."""
+    ``visible`` 0/1, ``units``, ``layout``), each atomically, the JSON first (a PLY implies its
+    JSON)."""
     ply_path, json_path = _paths(data_path, data_name, human.name)
     mesh = trimesh.Trimesh(
         human.vertices, human.faces, vertex_colors=human.vertex_colors, process=False
@@ -955,15 +941,8 @@ def save_human(human: SyntheticHuman, data_path: Path, data_name: str = "ANNY") 
         "units": "m",
         "layout": "coco_wholebody_133",
     }
-    temps: list[Path] = []
-    try:
-        temps.append(_write_temp(json_path, json.dumps(record).encode()))
-        temps.append(_write_temp(ply_path, ply))
-        for temp, path in zip(temps, (json_path, ply_path), strict=True):
-            os.replace(temp, path)
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+    write_json(json_path, record)
+    atomic_write_bytes(ply_path, ply)
 
 
 def generate(
