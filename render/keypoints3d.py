@@ -12,7 +12,8 @@ Sources of 3D joints, all put in the rendered frame with the scan's own normalis
   ``obj/THuman2/smplx/<id>/smplx_param.pkl`` (male, 12 PCA hand components, x scale + translation).
 * 2K2K: ``Joint3D/2K2K/<item>.json`` as above if present, else ``obj/2K2K/<item>/kp3ds.json``:
   triangulated OpenPose, ``N x 4`` rows ``(x, y, z, confidence)``, assumed BODY_25 (rows 0-24),
-  then the left and right hand (21 rows each); the mapping to 31 rows is the test-time one.
+  then the left and right hand (21 rows each); the rows are those of the test-time mapping
+  (a missing ear stays missing: no substitution by the eye for 3D joints).
 
 Projection uses the render camera (:func:`utils.camera.project`). The authors first scale the
 points by 1.037 about the mesh centre (facts §8 item 4); that factor is ``keypoint_scale``, and
@@ -144,9 +145,6 @@ def smplx_joints(params_path: Path, model_path: Path) -> np.ndarray:
     Returns:
         [J, 3] float64 (J = 127 for the standard SMPL-X model).
     """
-    import smplx
-    import torch
-
     try:
         with open(params_path, "rb") as f:
             params = pickle.load(f)
@@ -154,6 +152,9 @@ def smplx_joints(params_path: Path, model_path: Path) -> np.ndarray:
         raise RenderInputError(f"{params_path}: missing SMPL-X parameters") from e
     except Exception as e:  # unpickling can raise nearly anything
         raise RenderInputError(f"{params_path}: unreadable SMPL-X parameters ({e})") from e
+    import smplx
+    import torch
+
     try:
         model = smplx.create(
             str(model_path), model_type="smplx", gender="male", use_pca=True, num_pca_comps=12
