@@ -8,6 +8,7 @@ seed (dataset seed, item, view), so a resumed or sharded run renders exactly wha
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import zlib
@@ -19,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_name
-from render.mesh import RenderInputError, Scan, list_items, load_scan
+from render.mesh import DATASETS, RenderInputError, Scan, list_items, load_scan
 from render.raycast import RayCaster
 from render.shading import ShadedRenderer
 from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
@@ -178,6 +179,26 @@ class ScanRenderer:
         for shader in self._shaders.values():
             shader.close()
         self._shaders.clear()
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments ``render.py`` and ``render_keypoint.py`` share: dataset, views, item selection
+    and sharding, resume."""
+    p.add_argument("--data_path", required=True, help="dataset root (obj/, Joint3D/, PERS/)")
+    p.add_argument("--data_name", required=True, choices=DATASETS)
+    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
+    p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
+    p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
+    p.add_argument("--items", nargs="+", help="only these items (default: all under obj/<DS>)")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    p.add_argument("--num_shards", type=int, default=1, help="split the items into N shards")
+    p.add_argument("--shard_id", type=int, default=0, help="which shard this process handles")
+
+
+def selected_items(args: argparse.Namespace) -> list[str]:
+    """This process's items: ``--items`` or every item of the dataset, then its shard."""
+    items = args.items or list_items(args.data_path, args.data_name)
+    return shard(items, args.num_shards, args.shard_id)
 
 
 def shard(items: Sequence[str], num_shards: int, shard_id: int) -> list[str]:

@@ -22,29 +22,24 @@ import argparse
 import logging
 import sys
 
-from render.layout import DEFAULT_YAWS
-from render.mesh import DATASETS, list_items
-from render.pipeline import RenderOptions, ScanRenderer, render_dataset, shard, write_list
+from render.pipeline import (
+    RenderOptions,
+    ScanRenderer,
+    add_dataset_arguments,
+    render_dataset,
+    selected_items,
+    write_list,
+)
 
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data_path", required=True, help="dataset root holding obj/<DS>/...")
-    p.add_argument("--data_name", required=True, choices=DATASETS)
-    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
-    p.add_argument(
-        "--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws (deg)"
-    )
+    add_dataset_arguments(p)
     p.add_argument("--ortho", action="store_true", help="also render the ORTH/ counterparts")
     p.add_argument("--supersample", type=int, default=1, help="SHADED anti-aliasing factor")
     p.add_argument("--seed", type=int, default=0, help="base seed of the light draws")
-    p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
-    p.add_argument("--items", nargs="+", help="render only these items")
-    p.add_argument("--overwrite", action="store_true", help="re-render existing views")
-    p.add_argument("--num_shards", type=int, default=1)
-    p.add_argument("--shard_id", type=int, default=0)
     p.add_argument("--list_only", action="store_true", help="only rebuild list/<DS>_all.txt")
     p.add_argument("--gl_platform", choices=("osmesa", "egl"), help="headless OpenGL back end")
     return p
@@ -53,7 +48,6 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.list_only:
-        items = args.items or list_items(args.data_path, args.data_name)
         options = RenderOptions(
             res=args.res,
             yaws=tuple(args.yaws),
@@ -65,7 +59,7 @@ def main(args: argparse.Namespace) -> None:
         )
         renderer = ScanRenderer(args.data_path, args.data_name, options, platform=args.gl_platform)
         try:
-            report = render_dataset(renderer, shard(items, args.num_shards, args.shard_id))
+            report = render_dataset(renderer, selected_items(args))
         finally:
             renderer.close()
         print(

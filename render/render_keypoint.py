@@ -28,9 +28,8 @@ import sys
 from tqdm import tqdm
 
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, write_item_keypoints
-from render.layout import DEFAULT_YAWS
-from render.mesh import DATASETS, RenderInputError, list_items
-from render.pipeline import shard
+from render.mesh import RenderInputError
+from render.pipeline import add_dataset_arguments, selected_items
 from utils.keypoints import KeypointError
 
 
@@ -38,10 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data_path", required=True, help="dataset root (obj/, Joint3D/, PERS/)")
-    p.add_argument("--data_name", required=True, choices=DATASETS)
-    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
-    p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
+    add_dataset_arguments(p)
     p.add_argument("--source", choices=("joints", "openpose"), default="joints")
     p.add_argument("--openpose_dir", help="OpenPose JSON folder for --source openpose")
     p.add_argument(
@@ -57,11 +53,6 @@ def get_parser() -> argparse.ArgumentParser:
         help=f"scale of the 3D joints before projection (authors: {AUTHORS_KEYPOINT_SCALE})",
     )
     p.add_argument("--smpl_model_path", help="SMPL-X model folder (THuman2 joint filling)")
-    p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
-    p.add_argument("--items", nargs="+", help="only these items")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--num_shards", type=int, default=1)
-    p.add_argument("--shard_id", type=int, default=0)
     return p
 
 
@@ -69,9 +60,7 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.source == "openpose" and args.openpose_dir is None:
         raise SystemExit("--source openpose needs --openpose_dir")
-    items = shard(
-        args.items or list_items(args.data_path, args.data_name), args.num_shards, args.shard_id
-    )
+    items = selected_items(args)
     written, failed = 0, {}
     for item in tqdm(items, desc=f"keypoints {args.data_name}"):
         try:
