@@ -25,7 +25,7 @@ Stored per view: ``(31, 3)`` float32 rows ``(u, v, 1)``, ``(0, 0, 0)`` for a mis
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
 import pickle
 from collections.abc import Sequence
@@ -33,9 +33,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from render.layout import view_files, view_name
-from render.mesh import RenderInputError, ScanTransform, rotation_y, scan_transform
+from render.mesh import RenderInputError, ScanTransform, scan_transform, view_rotation
+from render.pipeline import RenderReport
 from utils.camera import project
 from utils.fileio import write_image, write_npy
 from utils.keypoints import (
@@ -43,8 +45,11 @@ from utils.keypoints import (
     HAND_PIP_INDEX,
     KEYPOINT_NAMES,
     NUM_KEYPOINTS,
+    KeypointError,
     load_openpose_json,
 )
+
+log = logging.getLogger(__name__)
 
 AUTHORS_KEYPOINT_SCALE = 1.037
 """The authors' unexplained scale of the 3D joints before projection (facts §8 item 4, §10)."""
@@ -56,6 +61,8 @@ FINGER_ROWS = {
 """COCO-WholeBody rows of the 8 finger keypoints (left index..little, right index..little)."""
 
 MIN_WHOLEBODY_ROWS = 131
+JOINT_EXTENT = 0.5
+"""Largest normalised coordinate accepted for a joint (the normalised mesh fits in 0.357)."""
 
 # 31-row index -> SMPL-X joint index used to fill invisible THuman2 joints (facts §6.9).
 # fmt: off
@@ -179,8 +186,13 @@ def smplx_joints(params_path: Path, model_path: Path) -> np.ndarray:
         translation = np.asarray(params["translation"], dtype=np.float64).reshape(3)
     except (KeyError, ValueError, TypeError) as e:
         raise RenderInputError(f"{params_path}: incomplete SMPL-X parameters ({e})") from e
-    with torch.no_grad():
-        joints = model(**kwargs).joints[0].double().numpy()
+    try:
+        with torch.no_grad():
+            joints = model(**kwargs).joints[0].double().numpy()
+    except (RuntimeError, ValueError, TypeError) as e:  # shapes that do not fit the model
+        raise RenderInputError(
+            f"{params_path}: SMPL-X parameters do not fit the model ({e})"
+        ) from e
     return joints * scale + translation
 
 
@@ -291,10 +303,13 @@ def write_item_keypoints(
     ``source="openpose"`` reads ``<openpose_dir>/<view>/<item>_front_keypoints.json`` (OpenPose run
     on the renders) with the test-time mapping and stores rows ``(u, v, confidence)``.
 
+    The views must be rendered first, at the same ``res`` (the overlay is drawn on NOSHADING).
+
     Returns:
         False when every file already existed (nothing done).
     Raises:
-        RenderInputError / KeypointError: missing or bad inputs (nothing is written for the item).
+        RenderInputError / KeypointError: missing or bad inputs, views not rendered or at another
+            resolution, joints outside the scan (nothing is written for the item).
     """
     views = [(yaw, view_files(data_path, data_name, name, yaw)) for yaw in yaws]
     todo = [
@@ -308,22 +323,59 @@ def write_item_keypoints(
     if source == "openpose":
         if openpose_dir is None:
             raise ValueError("source='openpose' needs openpose_dir")
-        for yaw, files in todo:
+        for yaw, _ in todo:
             path = Path(openpose_dir) / view_name(data_name, yaw) / f"{name}_front_keypoints.json"
-            results.append((files, load_openpose_json(path).astype(np.float32)))
+            results.append(load_openpose_json(path).astype(np.float32))
     elif source == "joints":
         transform, facing = scan_transform(data_path, data_name, name, mesh_format)
         points, visible = load_joints(data_path, data_name, name, finger, smplx_model_path)
-        for yaw, files in todo:
-            rotation = rotation_y(math.radians(yaw) - facing)
-            kp = project_keypoints(points, visible, transform, rotation, res, keypoint_scale)
-            results.append((files, kp))
+        normalized = transform.apply(points[visible])
+        if len(normalized) and np.abs(normalized).max() > JOINT_EXTENT:
+            raise RenderInputError(
+                f"{joint_file(data_path, data_name, name)}: joints reach "
+                f"{np.abs(normalized).max():.2f} in the normalised frame (the mesh fits in "
+                f"0.36): not in the mesh's coordinates or units"
+            )
+        for yaw, _ in todo:
+            rotation = view_rotation(yaw, facing)
+            results.append(
+                project_keypoints(points, visible, transform, rotation, res, keypoint_scale)
+            )
     else:
         raise ValueError(f"source must be 'joints' or 'openpose', got {source!r}")
-    for files, kp in results:
+    images = []
+    for _, files in todo:
         image = cv2.imread(str(files.noshading_front), cv2.IMREAD_COLOR)
         if image is None:
-            image = np.zeros((res, res, 3), np.uint8)
+            raise RenderInputError(f"{files.noshading_front}: missing; render the views first")
+        if image.shape[:2] != (res, res):
+            raise RenderInputError(
+                f"{files.noshading_front}: rendered at {image.shape[1]}x{image.shape[0]}, "
+                f"keypoints asked for {res}x{res} (use the --res of render.py)"
+            )
+        images.append(image)
+    for (_, files), image, kp in zip(todo, images, results, strict=True):
         write_npy(files.keypoint, kp)
         write_image(files.keypoint_sample, keypoint_overlay(image, kp))
     return True
+
+
+def keypoint_dataset(
+    data_path: str | os.PathLike,
+    data_name: str,
+    items: Sequence[str],
+    progress: bool = True,
+    **options: object,
+) -> RenderReport:
+    """:func:`write_item_keypoints` for every item (``options`` are its keyword arguments); an
+    item that fails is reported and the batch goes on."""
+    report = RenderReport()
+    for item in tqdm(items, desc=f"keypoints {data_name}", disable=not progress):
+        try:
+            done = write_item_keypoints(data_path, data_name, item, **options)
+        except (RenderInputError, KeypointError) as e:
+            log.error("skipping %s: %s", item, e)
+            report.failed[item] = str(e)
+            continue
+        (report.rendered if done else report.complete).append(item)
+    return report

@@ -20,15 +20,18 @@ from pathlib import Path
 
 from render.synthetic import generate
 
-parser = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-)
-parser.add_argument("--data_path", type=Path, required=True, help="dataset root (obj/, Joint3D/)")
-parser.add_argument("--num", type=int, default=8, help="number of humans (all shards together)")
-parser.add_argument("--seed", type=int, default=0, help="human i uses seed * 100003 + i")
-parser.add_argument("--data_name", default="ANNY", help="dataset folder name")
-parser.add_argument("--num_shards", type=int, default=1, help="number of parallel jobs")
-parser.add_argument("--shard_id", type=int, default=0, help="this job's index in [0, num_shards)")
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data_path", type=Path, required=True, help="dataset root (obj/, Joint3D/)")
+    p.add_argument("--num", type=int, default=8, help="number of humans (all shards together)")
+    p.add_argument("--seed", type=int, default=0, help="human i uses seed * 100003 + i")
+    p.add_argument("--data_name", default="ANNY", help="dataset folder name (render.py knows ANNY)")
+    p.add_argument("--num_shards", type=int, default=1, help="number of parallel jobs")
+    p.add_argument("--shard_id", type=int, default=0, help="this job's index in [0, num_shards)")
+    return p
 
 
 def main(args: argparse.Namespace) -> None:
@@ -45,4 +48,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(parser.parse_args())
+    main(get_parser().parse_args())

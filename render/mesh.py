@@ -78,6 +78,12 @@ def rotation_y(angle: float) -> np.ndarray:
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
+def view_rotation(yaw_deg: float, facing: float = 0.0) -> np.ndarray:
+    """[3, 3] rotation of a normalised mesh for a view: rotation vector ``(0, a - g, 0)`` with the
+    view yaw ``a`` (degrees) and the scan's facing ``g`` (radians; THuman2)."""
+    return rotation_y(math.radians(yaw_deg) - facing)
+
+
 @dataclass(frozen=True)
 class ScanTransform:
     """The similarity taking raw scan coordinates to the normalised, facing-corrected frame.
@@ -116,8 +122,8 @@ class Scan:
     facing: float
 
     def view_rotation(self, yaw_deg: float) -> np.ndarray:
-        """[3, 3] rotation of the normalised mesh for a view: rotation vector ``(0, a - g, 0)``."""
-        return rotation_y(math.radians(yaw_deg) - self.facing)
+        """[3, 3] rotation of the normalised mesh for a view (:func:`view_rotation`)."""
+        return view_rotation(yaw_deg, self.facing)
 
 
 def check_data_name(data_name: str) -> str:
@@ -203,9 +209,13 @@ def _parse_obj_line(
         for c in fields[1:]:
             parts = c.split("/")
             v = int(parts[0])
-            t = int(parts[1]) if len(parts) > 1 and parts[1] else 0
-            vi.append(v - 1 if v > 0 else len(verts) + v)
-            ti.append(t - 1 if t > 0 else (len(uvs) + t if t < 0 else -1))
+            t = int(parts[1]) if len(parts) > 1 and parts[1] else None
+            if v == 0 or t == 0:
+                raise ValueError("OBJ indices start at 1")
+            vi.append(v - 1 if v > 0 else len(verts) + v)  # negative = relative to the end
+            ti.append(-1 if t is None else t - 1 if t > 0 else len(uvs) + t)
+            if t is not None and ti[-1] < 0:
+                raise ValueError("relative texture index before the first vt")
         if len(vi) == 4:
             order = [(0, 1, 2), (2, 3, 0)]
         else:
@@ -274,6 +284,8 @@ def load_textured_obj(
     v, t, fv, ft = _parse_obj(obj_path)
     if len(fv) == 0:
         raise RenderInputError(f"{obj_path}: mesh has no faces")
+    if not (ft >= 0).any():
+        raise RenderInputError(f"{obj_path}: no face has texture coordinates (vt) to colour it")
     texture = cv2.imread(str(texture_path), cv2.IMREAD_COLOR)
     if texture is None:
         raise RenderInputError(f"{texture_path}: texture missing or not a readable image")
@@ -330,9 +342,16 @@ def thuman2_facing(data_path: str | os.PathLike, name: str) -> float:
 
 
 def normalization(mesh: trimesh.Trimesh, name: str, data_name: str) -> ScanTransform:
-    """Centroid / 2.8 max normalisation plus the RenderPeople facing and size fixes (facts §6.4)."""
+    """Centroid / 2.8 max normalisation plus the RenderPeople facing and size fixes (facts §6.4).
+
+    The largest coordinate is taken over the vertices the faces use (the authors' processed
+    trimesh drops unreferenced ones).
+    """
+    if mesh.area <= 0:
+        raise RenderInputError(f"{name}: degenerate mesh (zero surface area)")
     center = np.asarray(mesh.centroid, dtype=np.float64)
-    scale = NORMALIZE_FACTOR * float(np.abs(np.asarray(mesh.vertices) - center).max())
+    used = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces))]
+    scale = NORMALIZE_FACTOR * float(np.abs(used - center).max())
     if not np.isfinite(scale) or scale <= 0:
         raise RenderInputError(f"{name}: degenerate mesh (zero extent)")
     rotation = np.eye(3)
@@ -342,6 +361,29 @@ def normalization(mesh: trimesh.Trimesh, name: str, data_name: str) -> ScanTrans
     if data_name == "RP" and name in RP_SCALE_09:
         post_scale = 0.9
     return ScanTransform(center=center, scale=scale, rotation=rotation, post_scale=post_scale)
+
+
+def _load_mesh(
+    data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str, colored: bool
+) -> tuple[trimesh.Trimesh, float]:
+    """The raw mesh of an item (coloured, or geometry only) and its facing yaw, validated."""
+    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
+    facing = thuman2_facing(data_path, name) if data_name == "THuman2" else 0.0
+    if texture_path is None:
+        mesh = load_vertex_colored_ply(mesh_path)
+    elif colored:
+        mesh = load_textured_obj(mesh_path, texture_path)
+    else:
+        v, _, fv, _ = _parse_obj(mesh_path)
+        if len(fv) == 0:
+            raise RenderInputError(f"{mesh_path}: mesh has no faces")
+        mesh = trimesh.Trimesh(v, fv, process=False)
+    faces = np.asarray(mesh.faces)
+    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
+        raise RenderInputError(f"{mesh_path}: face refers to a vertex that does not exist")
+    if not np.isfinite(mesh.vertices).all():
+        raise RenderInputError(f"{mesh_path}: non-finite vertex coordinates")
+    return mesh, facing
 
 
 def scan_transform(
@@ -355,15 +397,7 @@ def scan_transform(
     Returns:
         (transform, facing yaw in radians).
     """
-    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
-    facing = thuman2_facing(data_path, name) if data_name == "THuman2" else 0.0
-    if texture_path is None:
-        mesh = load_vertex_colored_ply(mesh_path)
-    else:
-        v, _, fv, _ = _parse_obj(mesh_path)
-        if len(fv) == 0:
-            raise RenderInputError(f"{mesh_path}: mesh has no faces")
-        mesh = trimesh.Trimesh(v, fv, process=False)
+    mesh, facing = _load_mesh(data_path, data_name, name, mesh_format, colored=False)
     return normalization(mesh, name, data_name), facing
 
 
@@ -373,17 +407,10 @@ def load_scan(
     """Load, colour and normalise one item (facts §6.4, §6.5).
 
     Raises:
-        RenderInputError: missing or unreadable mesh, texture or SMPL-X parameters, empty mesh,
-            unknown dataset name. The message names the file.
+        RenderInputError: missing or unreadable mesh, texture or SMPL-X parameters, empty or
+            degenerate mesh, unknown dataset name. The message names the file or item.
     """
-    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
-    facing = thuman2_facing(data_path, name) if data_name == "THuman2" else 0.0
-    if texture_path is None:
-        mesh = load_vertex_colored_ply(mesh_path)
-    else:
-        mesh = load_textured_obj(mesh_path, texture_path)
-    if not np.isfinite(mesh.vertices).all():
-        raise RenderInputError(f"{mesh_path}: non-finite vertex coordinates")
+    mesh, facing = _load_mesh(data_path, data_name, name, mesh_format, colored=True)
     transform = normalization(mesh, name, data_name)
     colors = np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)
     normalized = trimesh.Trimesh(

@@ -9,6 +9,7 @@ seed (dataset seed, item, view), so a resumed or sharded run renders exactly wha
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import zlib
@@ -22,9 +23,9 @@ from tqdm import tqdm
 from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_name
 from render.mesh import DATASETS, RenderInputError, Scan, list_items, load_scan
 from render.raycast import RayCaster
-from render.shading import ShadedRenderer
+from render.shading import ShadedRenderer, gl_platform
 from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
-from utils.fileio import write_image, write_text
+from utils.fileio import write_image, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class RenderOptions:
         res: image side in pixels (2048 = the authors').
         yaws: view yaws in degrees.
         ortho: also render the orthographic ``ORTH/`` counterparts.
-        supersample: SHADED anti-aliasing factor (render larger, average down).
+        supersample: SHADED anti-aliasing factor (render larger, average down); ``None`` = 2
+            under OSMesa (no multisampling), 1 under EGL (pyrender's 4x MSAA, as the authors).
         seed: base seed of the light draws.
         mesh_format: ``ply`` (vertex colours) or ``obj`` (+ texture) for 2K2K / ANNY.
         overwrite: re-render views whose files already exist.
@@ -49,7 +51,7 @@ class RenderOptions:
     res: int = 2048
     yaws: Sequence[int] = DEFAULT_YAWS
     ortho: bool = False
-    supersample: int = 1
+    supersample: int | None = None
     seed: int = 0
     mesh_format: str = "ply"
     overwrite: bool = False
@@ -65,6 +67,7 @@ class RenderReport:
 
 
 def view_seed(seed: int, item: str, view: str) -> int:
+    """Seed of one view's light draw: independent of the order and sharding of the batch."""
     return (seed * 1_000_003 + zlib.crc32(f"{item}/{view}".encode())) % 2**63
 
 
@@ -102,8 +105,36 @@ class ScanRenderer:
         self.data_path = Path(data_path)
         self.data_name = data_name
         self.options = options
-        self.platform = platform
+        self.platform = gl_platform(platform)
+        self.supersample = options.supersample or (2 if self.platform == "osmesa" else 1)
         self._shaders: dict[str, ShadedRenderer] = {}
+
+    def settings(self) -> dict[str, object]:
+        """What the written files depend on besides the item and view (checked on resume)."""
+        return {
+            "res": self.options.res,
+            "supersample": self.supersample,
+            "seed": self.options.seed,
+            "mesh_format": self.options.mesh_format,
+        }
+
+    def check_settings(self) -> None:
+        """Record the settings in ``list/<DS>_render.json``, or refuse to mix with earlier ones.
+
+        Raises:
+            RenderInputError: the data set was rendered with other settings (rerun with the same
+                ones, or with ``overwrite`` to re-render everything).
+        """
+        path = self.data_path / "list" / f"{self.data_name}_render.json"
+        if path.is_file() and not self.options.overwrite:
+            earlier = json.loads(path.read_text())
+            if earlier != self.settings():
+                raise RenderInputError(
+                    f"{path}: this data set was rendered with {earlier}, not {self.settings()}; "
+                    "use the same settings to resume, or --overwrite to re-render it all"
+                )
+            return
+        write_json(path, self.settings())
 
     def projections(self) -> tuple[str, ...]:
         return ("PERS", "ORTH") if self.options.ortho else ("PERS",)
@@ -122,7 +153,7 @@ class ScanRenderer:
         if projection not in self._shaders:
             self._shaders[projection] = ShadedRenderer(
                 self.options.res,
-                supersample=self.options.supersample,
+                supersample=self.supersample,
                 ortho=projection == "ORTH",
                 platform=self.platform,
             )
@@ -161,8 +192,10 @@ class ScanRenderer:
         for projection, yaw in views:
             rotation = scan.view_rotation(yaw)
             hits = caster.cast(res, rotation, ortho=projection == "ORTH")
-            depth_front = range_to_png(hits.front)
-            depth_back = range_to_png(hits.back)
+            try:
+                depth_front, depth_back = range_to_png(hits.front), range_to_png(hits.back)
+            except ValueError as e:
+                raise RenderInputError(f"{scan.name}: {projection} yaw {yaw}: {e}") from e
             rng = np.random.default_rng(
                 view_seed(self.options.seed, scan.name, view_name(scan.data_name, yaw))
             )
@@ -185,14 +218,22 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments ``render.py`` and ``render_keypoint.py`` share: dataset, views, item selection
     and sharding, resume."""
     p.add_argument("--data_path", required=True, help="dataset root (obj/, Joint3D/, PERS/)")
-    p.add_argument("--data_name", required=True, choices=DATASETS)
-    p.add_argument("--res", type=int, default=2048, help="image side in pixels")
+    p.add_argument("--data_name", required=True, choices=DATASETS, help="dataset name")
+    p.add_argument("--res", type=positive_int, default=2048, help="image side in pixels")
     p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
     p.add_argument("--mesh_format", choices=("ply", "obj"), default="ply", help="2K2K/ANNY meshes")
     p.add_argument("--items", nargs="+", help="only these items (default: all under obj/<DS>)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--num_shards", type=int, default=1, help="split the items into N shards")
     p.add_argument("--shard_id", type=int, default=0, help="which shard this process handles")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def selected_items(args: argparse.Namespace) -> list[str]:
@@ -211,8 +252,8 @@ def shard(items: Sequence[str], num_shards: int, shard_id: int) -> list[str]:
 def write_list(data_path: str | os.PathLike, data_name: str, yaws: Sequence[int]) -> Path:
     """(Re)write ``list/<DS>_all.txt`` with every item whose PERS views are all on disk.
 
-    Items are sorted and each has one line per yaw; a job array's last shard to finish writes the
-    complete list (or run ``render.py --list_only`` afterwards).
+    Items are sorted and each has one line per yaw. After a job array, run ``render.py
+    --list_only`` once all shards are done (shards do not write the list).
     """
     lines = []
     for item in list_items(data_path, data_name):
@@ -229,7 +270,13 @@ def render_dataset(
     items: Sequence[str],
     progress: bool = True,
 ) -> RenderReport:
-    """Render every item; a scan that fails is reported and the batch goes on."""
+    """Render every item; a scan that fails is reported and the batch goes on.
+
+    Raises:
+        RenderInputError: the data set was rendered with other settings before
+            (:meth:`ScanRenderer.check_settings`).
+    """
+    renderer.check_settings()
     report = RenderReport()
     for item in tqdm(items, desc=f"render {renderer.data_name}", disable=not progress):
         try:

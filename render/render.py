@@ -8,7 +8,7 @@ Run from the repository root as a module::
     # RenderPeople at 2048, as the authors (PERS only), on shard 3 of a 16-way job array
     python -m render.render --data_path /data/2k2k --data_name RP --num_shards 16 --shard_id 3
 
-    # after a job array: rebuild list/<DS>_all.txt from what is on disk
+    # after a job array (shards do not write the list): rebuild list/<DS>_all.txt
     python -m render.render --data_path /data/2k2k --data_name RP --list_only
 
 Views that already exist are skipped (an interrupted run resumes). A scan that cannot be loaded is
@@ -22,10 +22,12 @@ import argparse
 import logging
 import sys
 
+from render.mesh import RenderInputError
 from render.pipeline import (
     RenderOptions,
     ScanRenderer,
     add_dataset_arguments,
+    positive_int,
     render_dataset,
     selected_items,
     write_list,
@@ -38,7 +40,11 @@ def get_parser() -> argparse.ArgumentParser:
     )
     add_dataset_arguments(p)
     p.add_argument("--ortho", action="store_true", help="also render the ORTH/ counterparts")
-    p.add_argument("--supersample", type=int, default=1, help="SHADED anti-aliasing factor")
+    p.add_argument(
+        "--supersample",
+        type=positive_int,
+        help="SHADED anti-aliasing factor (default: 2 under OSMesa, 1 under EGL's 4x MSAA)",
+    )
     p.add_argument("--seed", type=int, default=0, help="base seed of the light draws")
     p.add_argument("--list_only", action="store_true", help="only rebuild list/<DS>_all.txt")
     p.add_argument("--gl_platform", choices=("osmesa", "egl"), help="headless OpenGL back end")
@@ -47,30 +53,37 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not args.list_only:
-        options = RenderOptions(
-            res=args.res,
-            yaws=tuple(args.yaws),
-            ortho=args.ortho,
-            supersample=args.supersample,
-            seed=args.seed,
-            mesh_format=args.mesh_format,
-            overwrite=args.overwrite,
-        )
-        renderer = ScanRenderer(args.data_path, args.data_name, options, platform=args.gl_platform)
-        try:
-            report = render_dataset(renderer, selected_items(args))
-        finally:
-            renderer.close()
-        print(
-            f"rendered {len(report.rendered)}, already complete {len(report.complete)}, "
-            f"failed {len(report.failed)}"
-        )
-        for item, message in report.failed.items():
-            print(f"FAILED {item}: {message}", file=sys.stderr)
-    path = write_list(args.data_path, args.data_name, args.yaws)
-    print(f"wrote {path}")
-    if not args.list_only and report.failed:
+    failed: dict[str, str] = {}
+    try:
+        if not args.list_only:
+            options = RenderOptions(
+                res=args.res,
+                yaws=tuple(args.yaws),
+                ortho=args.ortho,
+                supersample=args.supersample,
+                seed=args.seed,
+                mesh_format=args.mesh_format,
+                overwrite=args.overwrite,
+            )
+            renderer = ScanRenderer(args.data_path, args.data_name, options, args.gl_platform)
+            try:
+                report = render_dataset(renderer, selected_items(args))
+            finally:
+                renderer.close()
+            print(
+                f"rendered {len(report.rendered)}, already complete {len(report.complete)}, "
+                f"failed {len(report.failed)}"
+            )
+            failed = report.failed
+        if args.num_shards > 1 and not args.list_only:
+            print("sharded run: rebuild the list with --list_only once every shard has finished")
+        else:
+            print(f"wrote {write_list(args.data_path, args.data_name, args.yaws)}")
+    except RenderInputError as e:
+        raise SystemExit(f"error: {e}") from e
+    for item, message in failed.items():
+        print(f"FAILED {item}: {message}", file=sys.stderr)
+    if failed:
         sys.exit(1)
 
 

@@ -25,12 +25,9 @@ import argparse
 import logging
 import sys
 
-from tqdm import tqdm
-
-from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, write_item_keypoints
+from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset
 from render.mesh import RenderInputError
 from render.pipeline import add_dataset_arguments, selected_items
-from utils.keypoints import KeypointError
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,7 +35,12 @@ def get_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_dataset_arguments(p)
-    p.add_argument("--source", choices=("joints", "openpose"), default="joints")
+    p.add_argument(
+        "--source",
+        choices=("joints", "openpose"),
+        default="joints",
+        help="3D joints (Joint3D/, kp3ds.json) or OpenPose JSONs of the renders",
+    )
     p.add_argument("--openpose_dir", help="OpenPose JSON folder for --source openpose")
     p.add_argument(
         "--finger",
@@ -60,30 +62,31 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.source == "openpose" and args.openpose_dir is None:
         raise SystemExit("--source openpose needs --openpose_dir")
-    items = selected_items(args)
-    written, failed = 0, {}
-    for item in tqdm(items, desc=f"keypoints {args.data_name}"):
-        try:
-            written += write_item_keypoints(
-                args.data_path,
-                args.data_name,
-                item,
-                args.yaws,
-                args.res,
-                source=args.source,
-                openpose_dir=args.openpose_dir,
-                finger=args.finger,
-                keypoint_scale=args.keypoint_scale,
-                smplx_model_path=args.smpl_model_path,
-                mesh_format=args.mesh_format,
-                overwrite=args.overwrite,
-            )
-        except (RenderInputError, KeypointError) as e:
-            failed[item] = str(e)
-    print(f"keypoints written for {written} items, {len(items) - written - len(failed)} complete")
-    for item, message in failed.items():
+    try:
+        items = selected_items(args)
+    except RenderInputError as e:
+        raise SystemExit(f"error: {e}") from e
+    report = keypoint_dataset(
+        args.data_path,
+        args.data_name,
+        items,
+        yaws=args.yaws,
+        res=args.res,
+        source=args.source,
+        openpose_dir=args.openpose_dir,
+        finger=args.finger,
+        keypoint_scale=args.keypoint_scale,
+        smplx_model_path=args.smpl_model_path,
+        mesh_format=args.mesh_format,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"keypoints written for {len(report.rendered)} items, {len(report.complete)} complete, "
+        f"failed {len(report.failed)}"
+    )
+    for item, message in report.failed.items():
         print(f"FAILED {item}: {message}", file=sys.stderr)
-    if failed:
+    if report.failed:
         sys.exit(1)
 
 

@@ -32,6 +32,7 @@ SPOT_OUTER = math.pi / 6
 SPOT_RADIUS = 2.0
 NUM_LIGHTS = 4
 ORTHO_MAG = 0.47
+MAX_CACHED_PROGRAMS = 4
 
 
 def gl_platform(platform: str | None = None) -> str:
@@ -116,6 +117,12 @@ class ShadedRenderer:
             light_pose[:3, 3] = light_pose[:3, :3] @ np.array([0.0, 0.0, SPOT_RADIUS])
             self.scene.add(light, pose=light_pose)
         color, _ = self.renderer.render(self.scene)
+        # pyrender keys its shader programs by OpenGL.contextdata.getContext(), which under OSMesa
+        # is a new object on every call: each render would compile and keep another program
+        # (about 3 MB). Drop them once more than a frame's worth have piled up.
+        programs = self.renderer._renderer._program_cache
+        if len(programs._program_cache) > MAX_CACHED_PROGRAMS:
+            programs.clear()
         color = np.ascontiguousarray(color[:, :, :3])
         if self.supersample > 1:
             color = _block_mean(color, self.supersample)

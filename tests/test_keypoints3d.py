@@ -269,6 +269,7 @@ def test_2k2k_keypoints_from_kp3ds_end_to_end(tmp_path):
     kp[0, 3] = 0.0  # nose invisible
     write_json(tmp_path / "obj" / "2K2K" / "0001" / "kp3ds.json", kp.tolist())
     res, yaws = 96, (-20, 10)
+    write_noshading(tmp_path, "2K2K", "0001", yaws, res)
     assert write_item_keypoints(tmp_path, "2K2K", "0001", yaws, res)
     transform, facing = scan_transform(tmp_path, "2K2K", "0001")
     assert facing == 0.0
@@ -436,14 +437,26 @@ def op_ds(tmp_path):
     return root, op_dir, jsons
 
 
+def write_noshading(root, data_name, item, yaws, res, value=0):
+    """Stand-in NOSHADING front images (the keypoint overlay is drawn on them)."""
+    for yaw in yaws:
+        nf = view_files(root, data_name, item, yaw).noshading_front
+        nf.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(nf), np.full((res, res, 3), value, np.uint8))
+
+
 def test_openpose_source_writes_the_test_time_keypoints(op_ds):
     root, op_dir, jsons = op_ds
     res = 64
-    # one view has a NOSHADING front image to draw on, the other not (black canvas)
+    with pytest.raises(RenderInputError, match="render the views first"):
+        write_item_keypoints(root, "2K2K", "0001", (-10, 20), res, "openpose", op_dir)
+    write_noshading(root, "2K2K", "0001", (20,), res)
+    write_noshading(root, "2K2K", "0001", (-10,), 2 * res)
+    with pytest.raises(RenderInputError, match="rendered at 128x128"):
+        write_item_keypoints(root, "2K2K", "0001", (-10, 20), res, "openpose", op_dir)
+    assert not any((root / "PERS" / "keypoint").rglob("*"))
     background = np.full((res, res, 3), 77, np.uint8)
-    nf = view_files(root, "2K2K", "0001", -10).noshading_front
-    nf.parent.mkdir(parents=True)
-    cv2.imwrite(str(nf), background)
+    write_noshading(root, "2K2K", "0001", (-10,), res, 77)
     assert write_item_keypoints(root, "2K2K", "0001", (-10, 20), res, "openpose", op_dir)
     for yaw in (-10, 20):
         files = view_files(root, "2K2K", "0001", yaw)
@@ -486,6 +499,7 @@ def test_openpose_missing_json_writes_nothing(op_ds):
 
 def test_openpose_resume_only_does_the_missing_view(op_ds):
     root, op_dir, jsons = op_ds
+    write_noshading(root, "2K2K", "0001", (-10, 20), 64)
     assert write_item_keypoints(root, "2K2K", "0001", (-10, 20), 64, "openpose", op_dir)
     done = view_files(root, "2K2K", "0001", -10)
     done.keypoint_sample.unlink()  # incomplete view -> redone

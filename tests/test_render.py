@@ -1280,3 +1280,91 @@ def test_light_count_is_pyrenders_spot_light_cap():
     from render.shading import NUM_LIGHTS
 
     assert pyrender.constants.MAX_N_LIGHTS == NUM_LIGHTS
+
+
+def test_shader_programs_do_not_pile_up(tmp_path):
+    """Regression: under OSMesa pyrender compiled and kept a new shader program per render
+    (about 3 MB each); the renderer now keeps their number bounded."""
+    from render.shading import MAX_CACHED_PROGRAMS, ShadedRenderer
+
+    mesh = pair_mesh()
+    mesh.vertices -= mesh.centroid
+    renderer = ShadedRenderer(32, supersample=1)
+    try:
+        rng = np.random.default_rng(0)
+        for _ in range(3 * MAX_CACHED_PROGRAMS):
+            renderer.render(mesh, np.eye(3), rng)
+            assert len(renderer.renderer._renderer._program_cache._program_cache) <= (
+                MAX_CACHED_PROGRAMS
+            )
+    finally:
+        renderer.close()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    write_ply_item(tmp_path, "ANNY", "a", pair_mesh())
+    assert render_all(tmp_path, "ANNY", res=48, yaws=(0,)).rendered == ["a"]
+    settings = json.loads((tmp_path / "list" / "ANNY_render.json").read_text())
+    assert settings["res"] == 48
+    with pytest.raises(RenderInputError, match="rendered with"):
+        render_all(tmp_path, "ANNY", res=32, yaws=(0,))
+    # more yaws with the same settings is a resume, not a conflict
+    assert render_all(tmp_path, "ANNY", res=48, yaws=(0, 10)).rendered == ["a"]
+    assert render_all(tmp_path, "ANNY", res=32, yaws=(0,), overwrite=True).rendered == ["a"]
+    assert read(view_files(tmp_path, "ANNY", "a", 0).depth_front).shape == (32, 32)
+
+
+def test_more_bad_meshes_are_reported(tmp_path):
+    """An OBJ without texture coordinates, an OBJ with index 0, a zero-area PLY, a PLY with a face
+    index out of range: each is reported by file, nothing is written, the good item renders."""
+    mesh = pair_mesh()
+    write_rp_item(tmp_path, "rp_good_posed_001", mesh, flat_texture())
+    d = tmp_path / "obj" / "RP" / "rp_novt_posed_001_OBJ"
+    write_obj(d / "rp_novt_posed_001_100k.obj", mesh.vertices, mesh.faces)
+    write_png_bytes(d / "tex" / "rp_novt_posed_001_dif_8k.jpg", flat_texture())
+    d = tmp_path / "obj" / "RP" / "rp_zero_posed_001_OBJ"
+    write_obj(d / "rp_zero_posed_001_100k.obj", mesh.vertices, mesh.faces)
+    text = (d / "rp_zero_posed_001_100k.obj").read_text().replace("\nf 1 ", "\nf 0 ", 1)
+    (d / "rp_zero_posed_001_100k.obj").write_text(text)
+    write_png_bytes(d / "tex" / "rp_zero_posed_001_dif_8k.jpg", flat_texture())
+    report = render_all(tmp_path, "RP", res=32, yaws=(0,))
+    assert report.rendered == ["rp_good_posed_001"]
+    assert "no face has texture coordinates" in report.failed["rp_novt_posed_001"]
+    assert "malformed OBJ line" in report.failed["rp_zero_posed_001"]
+
+    flat = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [2, 0, 0]], [[0, 1, 2]], process=False)
+    flat.visual.vertex_colors = np.full((3, 4), 200, np.uint8)
+    write_ply_item(tmp_path, "ANNY", "flat", flat)
+    report = render_all(tmp_path, "ANNY", res=32, yaws=(0,))
+    assert "zero surface area" in report.failed["flat"]
+    assert output_items(tmp_path) == {"rp_good_posed_001"}
+
+
+def test_joints_in_the_wrong_units_are_refused(tmp_path):
+    """Joints 100x too large (e.g. centimetres against a metre mesh) name the joint file."""
+    write_ply_item(tmp_path, "ANNY", "a", pair_mesh())
+    assert render_all(tmp_path, "ANNY", res=32, yaws=(0,)).rendered == ["a"]
+    joints = np.zeros((133, 3))
+    joints[:, 1] = np.linspace(-30, 30, 133)
+    path = tmp_path / "Joint3D" / "ANNY" / "a.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"joint3d": joints.tolist(), "visible": [1] * 133}))
+    with pytest.raises(RenderInputError, match="not in the mesh's coordinates") as info:
+        write_item_keypoints(tmp_path, "ANNY", "a", (0,), 32)
+    assert str(path) in str(info.value)
+    assert not view_files(tmp_path, "ANNY", "a", 0).keypoint.exists()
+
+
+def test_sharded_cli_leaves_the_list_to_list_only(tmp_path):
+    for name in ("a", "b"):
+        write_ply_item(tmp_path, "ANNY", name, pair_mesh())
+    common = ("--data_path", str(tmp_path), "--data_name", "ANNY", "--res", "32", "--yaws", "0")
+    for shard_id in ("0", "1"):
+        proc = run_cli("render.render", *common, "--num_shards", "2", "--shard_id", shard_id)
+        assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "list" / "ANNY_all.txt").exists()
+    assert run_cli("render.render", *common, "--list_only").returncode == 0
+    assert (tmp_path / "list" / "ANNY_all.txt").read_text().splitlines() == [
+        list_line("ANNY", "a", 0),
+        list_line("ANNY", "b", 0),
+    ]

@@ -44,12 +44,6 @@ def focal_length(res: int) -> float:
     return res / (2.0 * math.tan(math.radians(FOV_DEG / 2.0)))
 
 
-def intrinsics(res: int) -> np.ndarray:
-    """[3, 3] pinhole matrix ``K`` of the ``res`` x ``res`` perspective camera (pixel units)."""
-    f = focal_length(res)
-    return np.array([[f, 0.0, res / 2.0], [0.0, f, res / 2.0], [0.0, 0.0, 1.0]])
-
-
 def pixel_rays(res: int) -> np.ndarray:
     """Unit ray directions through every pixel centre of the perspective camera.
 

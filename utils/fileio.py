@@ -31,6 +31,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name is
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import torch
+
+from utils.fileio import write_image
 
 
 def to_rgb8(x: torch.Tensor, lo: float, hi: float, size: int) -> np.ndarray:
@@ -52,8 +52,5 @@ def grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
 
 
 def write_png(path: str, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image atomically (temp file + rename)."""
-    tmp = f"{path}.tmp.png"
-    if not cv2.imwrite(tmp, rgb[:, :, ::-1]):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
+    """Write an RGB uint8 image atomically (:func:`utils.fileio.write_image`)."""
+    write_image(path, np.ascontiguousarray(rgb[:, :, ::-1]))
