@@ -72,17 +72,16 @@ def view_seed(seed: int, item: str, view: str) -> int:
 
 
 def face_colors(scan: Scan) -> np.ndarray:
-    """[F, 3] uint8 RGB flat face colours: the truncated mean of the three vertex colours (trimesh's
-    ``vertex_to_face_color``)."""
+    """[F + 1, 3] uint8 BGR flat face colours, the truncated mean of the three vertex colours
+    (trimesh's ``vertex_to_face_color``), plus a black last row for "no hit" (index -1)."""
     vc = np.asarray(scan.mesh.visual.vertex_colors)[:, :3].astype(np.float64)
-    return vc[np.asarray(scan.mesh.faces)].mean(axis=1).astype(np.uint8)
+    rgb = vc[np.asarray(scan.mesh.faces)].mean(axis=1).astype(np.uint8)
+    return np.concatenate((rgb[:, ::-1], np.zeros((1, 3), np.uint8)))
 
 
 def colour_image(colors: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 BGR image of hit-face colours (-1 = black background)."""
-    img = colors[np.maximum(face_ids, 0)][:, :, ::-1].copy()
-    img[face_ids < 0] = 0
-    return img
+    """[H, W, 3] uint8 BGR image of hit-face colours from :func:`face_colors` (-1 = black)."""
+    return colors[face_ids]
 
 
 class ScanRenderer:

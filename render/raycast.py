@@ -53,6 +53,7 @@ class RayCaster:
             o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)),
         )
         self.threads = threads
+        self._rays: dict[tuple[int, bool], np.ndarray] = {}
         self.scene_vertices = np.asarray(vertices, dtype=np.float64)
 
     def range_bounds(
@@ -73,13 +74,24 @@ class RayCaster:
         farthest = float(np.linalg.norm(vertices - np.array([0.0, 0.0, CAMERA_Z]), axis=1).max())
         return nearest, farthest
 
-    def _first_hit(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rays = np.concatenate((origins, dirs), axis=-1).astype(np.float32)  # [N, 6]
-        out = self.scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.threads)
-        t = out["t_hit"].numpy().astype(np.float64)
-        ids = out["primitive_ids"].numpy().astype(np.int64)
-        hit = np.isfinite(t)
-        return np.where(hit, t, 0.0), np.where(hit, ids, -1)
+    def _base_rays(self, res: int, ortho: bool) -> np.ndarray:
+        """[res * res, 6] float32 unrotated rays (origin, unit direction), cached per camera."""
+        key = (res, ortho)
+        if key not in self._rays:
+            rays = np.empty((res * res, 6), np.float32)
+            if ortho:
+                rays[:, :3] = ortho_ray_origins(res).reshape(-1, 3)
+                rays[:, 3:] = (0.0, 0.0, -1.0)
+            else:
+                rays[:, :3] = (0.0, 0.0, CAMERA_Z)
+                rays[:, 3:] = pixel_rays(res).reshape(-1, 3)
+            self._rays = {key: rays}  # one camera at a time: each cache entry is ~100 MB at 2048
+        return self._rays[key]
+
+    def _first_hit(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hit distance (inf = miss) [N] float32 and triangle index [N] uint32 of each ray."""
+        out = self.scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=self.threads)
+        return out["t_hit"].numpy(), out["primitive_ids"].numpy()
 
     def cast(self, res: int, rotation: np.ndarray | None = None, ortho: bool = False) -> RayHits:
         """Front and back hits for the ``res`` x ``res`` camera looking at the rotated mesh.
@@ -90,22 +102,27 @@ class RayCaster:
                 rotated by ``R^T`` instead); ``None`` = identity.
             ortho: orthographic rays along -Z from the plane ``z = 1`` instead of the pinhole.
         """
-        if ortho:
-            origins = ortho_ray_origins(res).reshape(-1, 3)
-            dirs = np.broadcast_to(np.array([0.0, 0.0, -1.0]), origins.shape)
-        else:
-            dirs = pixel_rays(res).reshape(-1, 3)
-            origins = np.broadcast_to(np.array([0.0, 0.0, CAMERA_Z]), dirs.shape)
+        rays = self._base_rays(res, ortho)
         if rotation is not None:
-            origins, dirs = origins @ rotation, dirs @ rotation  # R^T x for row vectors
-        front, front_face = self._first_hit(origins, dirs)
-        t_rev, back_face = self._first_hit(origins + BEYOND * dirs, -dirs)
-        back = np.where(back_face >= 0, BEYOND - t_rev, 0.0)
-        # Grazing rays may hit in one direction only: keep front and back consistent.
-        only_back = (front_face < 0) & (back_face >= 0)
-        back[only_back], back_face[only_back] = 0.0, -1
-        only_front = (front_face >= 0) & (back_face < 0)
-        back[only_front], back_face[only_front] = front[only_front], front_face[only_front]
+            r = np.asarray(rotation, dtype=np.float32)
+            rotated = np.empty_like(rays)
+            np.matmul(rays[:, :3], r, out=rotated[:, :3])  # R^T x for row vectors
+            np.matmul(rays[:, 3:], r, out=rotated[:, 3:])
+            rays = rotated
+        reverse = np.empty_like(rays)
+        np.multiply(rays[:, 3:], BEYOND, out=reverse[:, :3])
+        reverse[:, :3] += rays[:, :3]
+        np.negative(rays[:, 3:], out=reverse[:, 3:])
+        t_front, id_front = self._first_hit(rays)
+        t_rev, id_back = self._first_hit(reverse)
+        hit = np.isfinite(t_front)
+        # Grazing rays may hit in one direction only: a back hit needs a front hit, and a front hit
+        # without a back hit is its own back.
+        back_hit = hit & np.isfinite(t_rev)
+        front = np.where(hit, t_front, 0.0)  # float64
+        back = np.where(back_hit, BEYOND - t_rev.astype(np.float64), front)
+        front_face = np.where(hit, id_front.astype(np.int64), -1)
+        back_face = np.where(back_hit, id_back.astype(np.int64), front_face)
         shape = (res, res)
         return RayHits(
             front=front.reshape(shape),
