@@ -156,7 +156,7 @@ class LossConfig:
     ssim_sigma: float = 1.5
 
 
-def _coarse_sample(depth: Tensor, size: int) -> Tensor:
+def coarse_sample(depth: Tensor, size: int) -> Tensor:
     """Point-sample [B, 1, H, W] at rows/cols ``3, 3 + s, ...`` (s = H / size): [B, 1, size, size].
 
     At 2048 -> 256 these are rows/cols 3, 11, 19, ..., 2043 (the authors' ``[:, :, 3::8, 3::8]``).
@@ -270,8 +270,8 @@ class Loss2K2K(nn.Module):
         zero = pred_f.new_zeros(())
         size = pred_f.shape[-1]
         with torch.no_grad():
-            coarse_f = _coarse_sample(gt_f, size).to(pred_f.dtype)  # [B, 1, r, r], bg 0
-            coarse_b = _coarse_sample(gt_b, size).to(pred_f.dtype)
+            coarse_f = coarse_sample(gt_f, size).to(pred_f.dtype)  # [B, 1, r, r], bg 0
+            coarse_b = coarse_sample(gt_b, size).to(pred_f.dtype)
             coarse_bg = coarse_f == 0  # consistency / depth-fill mask
             coarse_mask = (coarse_f > 0).to(pred_f.dtype)
             coarse_f_target = torch.where(coarse_bg, FRONT_BACKGROUND, coarse_f)
