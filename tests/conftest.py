@@ -61,3 +61,23 @@ def shared_parity_dir() -> Path:
     """``../shared/spec/parity`` (photo cases 000 and 005); skips when it is absent."""
     shared_case("case_000")
     return SHARED_PARITY
+
+
+@pytest.fixture(scope="session")
+def synthetic_training_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A rendered synthetic training set: 3 anny humans at 256², yaws -30/0/30, ``anny_0000`` and
+    ``anny_0001`` in ``list/train.txt`` (6 views), ``anny_0002`` in ``list/val.txt`` (3 views).
+
+    Returns:
+        (data root, train list, val list). About 6 s with anny's cache warm.
+    """
+    import os
+
+    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    from render.training_set import build_synthetic_training_set
+
+    root = tmp_path_factory.mktemp("synthetic_training_set")
+    train, val = build_synthetic_training_set(
+        root, num=3, res=256, yaws=(-30, 0, 30), seed=0, val_items=1, progress=False
+    )
+    return root, train, val

@@ -64,6 +64,15 @@ def reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
     return dict(zip(keys, t.tolist(), strict=True))
 
 
+def gather_objects(value: object, info: DistInfo) -> list[object]:
+    """Every process's ``value``, in rank order (``[value]`` when alone)."""
+    if not info.distributed:
+        return [value]
+    out: list[object] = [None] * info.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()

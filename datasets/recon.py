@@ -1,0 +1,261 @@
+"""The training data set over the rendered ``PERS/`` layout (facts sheet §5.3, §6.1, §6.2).
+
+A list file holds one view per line: three space-separated ``/``-led paths relative to the data
+root (SHADED, NOSHADING, front DEPTH; only the first and third are read). The back depth is the
+front path with ``_front.png`` -> ``_back.png``, the keypoints ``PERS/keypoint/<view>/<item>
+_front.npy``. Samples feed ``Model2K2K.forward(image, theta)`` and ``Loss2K2K`` directly.
+
+Randomness: a training sample draws everything from ``np.random.default_rng((seed, epoch,
+index))``, so it is a pure function of those three numbers, whatever the worker count, order or
+resume point. Call :meth:`ReconDataset.set_epoch` before creating each epoch's DataLoader iterator
+(the authors build a new DataLoader per epoch; with ``persistent_workers=True`` the workers would
+keep the old epoch).
+
+Bad samples (missing, corrupt or truncated file, depth not 16-bit, wrong size, keypoints that
+cannot place every part): ``bad_samples="raise"`` raises :class:`DatasetError` naming the file and
+the problem. ``"skip"`` logs that message and returns None; use :func:`collate_skip_none`, whose
+batches may then be smaller or None (skip those). Skipping, rather than substituting another
+sample, keeps every sample a pure function of (seed, epoch, index) and never repeats data silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from datasets.augment import (
+    apply_jitter,
+    background_crop,
+    composite,
+    draw_background,
+    draw_jitter,
+    load_background,
+    soften_boundary,
+)
+from utils.camera import png_to_depth_units
+from utils.keypoints import NUM_KEYPOINTS, KeypointError, part_matrices
+
+log = logging.getLogger(__name__)
+
+BAD_SAMPLE_POLICIES = ("raise", "skip")
+
+
+class DatasetError(ValueError):
+    """A list or sample that cannot be used; the message names the file and the problem."""
+
+
+def read_list(path: str | os.PathLike) -> list[tuple[str, str, str]]:
+    """Lines of a list file as (SHADED, NOSHADING, front DEPTH) ``/``-led paths; blank lines
+    are skipped.
+
+    Raises:
+        DatasetError: the file is missing, or a line (numbered from 1) is malformed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: list file not found")
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3 or not all(f.startswith("/") for f in fields):
+            raise DatasetError(
+                f"{path}:{number}: expected 3 space-separated '/'-led paths "
+                f"(SHADED NOSHADING DEPTH), got {line!r}"
+            )
+        out.append((fields[0], fields[1], fields[2]))
+    return out
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """The files one sample reads."""
+
+    shaded: Path
+    depth_front: Path
+    depth_back: Path
+    keypoint: Path
+
+
+def sample_files(data_path: Path, line: tuple[str, str, str]) -> SampleFiles:
+    """Paths of one list line (the authors' ``DEPTH`` -> ``keypoint``, ``png`` -> ``npy``)."""
+    shaded, _, depth = line
+    if not depth.endswith("_front.png") or "/DEPTH/" not in depth:
+        raise DatasetError(f"{depth}: expected a '.../DEPTH/<view>/<item>_front.png' path")
+    keypoint = depth.replace("/DEPTH/", "/keypoint/", 1).removesuffix(".png") + ".npy"
+    return SampleFiles(
+        shaded=data_path / shaded.lstrip("/"),
+        depth_front=data_path / depth.lstrip("/"),
+        depth_back=data_path / (depth.lstrip("/").removesuffix("_front.png") + "_back.png"),
+        keypoint=data_path / keypoint.lstrip("/"),
+    )
+
+
+def read_image(path: Path, flags: int, dtype: type, channels: int, res: int) -> np.ndarray:
+    """Read an image and check its type and size; [res, res] or [res, res, channels].
+
+    Raises:
+        DatasetError: missing, undecodable (corrupt or truncated), other bit depth, channel
+            count or size.
+    """
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing")
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DatasetError(f"{path}: cannot be decoded (corrupt or truncated image)")
+    if image.dtype != dtype:
+        raise DatasetError(f"{path}: {image.dtype} pixels, expected {np.dtype(dtype)}")
+    found = 1 if image.ndim == 2 else image.shape[2]
+    if found != channels:
+        raise DatasetError(f"{path}: {found} channel(s), expected {channels}")
+    if image.shape[:2] != (res, res):
+        raise DatasetError(f"{path}: {image.shape[1]}x{image.shape[0]}, expected {res}x{res}")
+    return image
+
+
+def read_theta(path: Path, res: int) -> np.ndarray:
+    """[12, 2, 3] float32 sampling matrices of a ``(31, 3)`` (or ``(3, 31)``) keypoint file of
+    rows (u, v, c) in the ``res`` pixel frame; c > 0 marks a valid keypoint (facts §3.2).
+
+    Raises:
+        DatasetError: missing or unreadable file, wrong shape, a part that cannot be placed.
+    """
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing")
+    try:
+        keypoints = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DatasetError(f"{path}: cannot be read as .npy ({e})") from e
+    if keypoints.shape == (3, NUM_KEYPOINTS):
+        keypoints = keypoints.T
+    try:
+        _, theta = part_matrices(keypoints, res, source=str(path))
+    except KeypointError as e:
+        raise DatasetError(str(e)) from e
+    return theta
+
+
+class ReconDataset(Dataset):
+    """Training samples of 2K2K (facts §5.3): image, front/back depth, mask and part matrices.
+
+    Args:
+        data_path: data root the list paths are relative to.
+        list_file: list of views (:func:`read_list`).
+        res: image side in pixels; every file must have it.
+        train: augment (colour jitter, random backgrounds); False = validation: no jitter, black
+            background, no randomness.
+        backgrounds: background images (:func:`datasets.augment.find_backgrounds`); None or
+            empty = always black.
+        background_prob: probability of a background image rather than black (authors: 0.9).
+        jitter: range of the brightness, contrast and saturation factors (authors: 0.7-1.0).
+        seed: base seed of the augmentation (>= 0).
+        bad_samples: ``"raise"`` or ``"skip"`` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        data_path: str | os.PathLike,
+        list_file: str | os.PathLike,
+        res: int,
+        train: bool,
+        backgrounds: Sequence[Path] | None = None,
+        background_prob: float = 0.9,
+        jitter: tuple[float, float] = (0.7, 1.0),
+        seed: int = 0,
+        bad_samples: str = "raise",
+    ) -> None:
+        if bad_samples not in BAD_SAMPLE_POLICIES:
+            raise ValueError(f"bad_samples must be one of {BAD_SAMPLE_POLICIES}: {bad_samples!r}")
+        if res < 1 or seed < 0:
+            raise ValueError(f"need res >= 1 and seed >= 0, got res={res}, seed={seed}")
+        if not 0.0 <= background_prob <= 1.0:
+            raise ValueError(f"background_prob must be in [0, 1], got {background_prob}")
+        if not 0.0 <= jitter[0] <= jitter[1]:
+            raise ValueError(f"jitter must be (lo, hi) with 0 <= lo <= hi, got {jitter}")
+        self.data_path = Path(data_path)
+        self.res, self.train, self.seed, self.bad_samples = res, train, seed, bad_samples
+        self.backgrounds = list(backgrounds or ())
+        self.background_prob, self.jitter = background_prob, jitter
+        self.epoch = 0
+        self.files = [sample_files(self.data_path, line) for line in read_list(list_file)]
+        if not self.files:
+            raise DatasetError(f"{list_file}: no samples")
+        self._warned: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (>= 0) for every following sample."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | str] | None:
+        """One sample; None for a bad sample under ``bad_samples="skip"``.
+
+        Returns:
+            ``"image"`` [3, res, res] float32 RGB in [-1, 1]; ``"depth_front"``, ``"depth_back"``
+            [1, res, res] float32 in D units (PNG / 32 / 512, background 0); ``"mask"``
+            [1, res, res] float32 (front PNG > 0); ``"theta"`` [12, 2, 3] float32 (canvas NC ->
+            image NC); ``"index"``; ``"path"`` (the SHADED file).
+        """
+        try:
+            return self._load(index)
+        except DatasetError as e:
+            if self.bad_samples == "raise":
+                raise
+            log.warning("skipping sample %d: %s", index, e)
+            return None
+
+    def _load(self, index: int) -> dict[str, torch.Tensor | int | str]:
+        files = self.files[index]
+        res = self.res
+        shaded = read_image(files.shaded, cv2.IMREAD_COLOR, np.uint8, 3, res)
+        front = read_image(files.depth_front, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+        back = read_image(files.depth_back, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+        theta = read_theta(files.keypoint, res)
+        depth_front, depth_back = png_to_depth_units(front), png_to_depth_units(back)
+        if not all(np.isfinite(a).all() for a in (theta, depth_front, depth_back)):
+            raise DatasetError(f"{files.depth_front}: non-finite theta or depth")
+        mask = front > 0
+        image = shaded[:, :, ::-1].astype(np.float32) / 255.0  # [res, res, 3] RGB in [0, 1]
+        background = None
+        if self.train:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            image = apply_jitter(image, draw_jitter(rng, self.jitter))
+            path = draw_background(self.backgrounds, self.background_prob, rng)
+            background = None if path is None else self._background(path, rng)
+        image = soften_boundary(composite(image, mask, background), mask)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)) * 2.0 - 1.0),
+            "depth_front": torch.from_numpy(depth_front[None]),
+            "depth_back": torch.from_numpy(depth_back[None]),
+            "mask": torch.from_numpy(mask[None].astype(np.float32)),
+            "theta": torch.from_numpy(theta),
+            "index": index,
+            "path": str(files.shaded),
+        }
+
+    def _background(self, path: Path, rng: np.random.Generator) -> np.ndarray | None:
+        """[res, res, 3] random crop of a background; None (black) if it cannot be read."""
+        image = load_background(path)
+        if image is None:
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("%s: background cannot be read, using black", path)
+            return None
+        return background_crop(image, self.res, rng)
+
+
+def collate_skip_none(batch: Sequence[dict | None]) -> dict | None:
+    """``default_collate`` of the samples that are not None; None when none is left."""
+    items = [b for b in batch if b is not None]
+    return default_collate(items) if items else None

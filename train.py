@@ -1,0 +1,84 @@
+"""Train 2K2K: phase 1 (normal nets + coarse depth), then phase 2 (the refinement net).
+
+Examples (from the repository root)::
+
+    # a small synthetic training set, then both phases on one process (CPU or one GPU)
+    python -m render.make_training_set --data_path data/synthetic --num 8 --res 512
+    python train.py --phase 1 --data_path data/synthetic --res 512 --width 0.25 \\
+        --out_dir outputs/train/p1
+    python train.py --phase 2 --data_path data/synthetic --res 512 --width 0.25 \\
+        --init_from outputs/train/p1/best.pt --out_dir outputs/train/p2
+
+    # 4 GPUs on one node; several nodes: add --nnodes N --node_rank R --rdzv_endpoint HOST:PORT
+    python -m torch.distributed.run --nproc_per_node 4 train.py --phase 1 \\
+        --data_path /data/2k2k --train_list list/train.txt --val_list list/val.txt
+
+    # continue a stopped run exactly where it stopped
+    python train.py ... --out_dir outputs/train/p1 --resume auto
+
+Defaults follow the paper and the authors' answers: Adam at 1e-4, their cosine warm-restart
+schedule, 30 epochs, batch size 2 per process, the authors' losses and weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from utils.training import train
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--phase", type=int, choices=(1, 2), required=True)
+    p.add_argument("--data_path", required=True, help="dataset root (PERS/, list/)")
+    p.add_argument("--train_list", default="list/train.txt", help="relative to --data_path")
+    p.add_argument("--val_list", default="list/val.txt", help="relative to --data_path; '' = none")
+    p.add_argument("--backgrounds", help="folder of background images or the authors' list file")
+    p.add_argument("--res", type=int, default=2048, help="working resolution (multiple of 64)")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = authors')")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch_size", type=int, default=2, help="per process")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (Adam)")
+    p.add_argument("--init_from", help="phase 2: phase-1 checkpoint (ours or the authors')")
+    p.add_argument(
+        "--frozen_train_mode",
+        action="store_true",
+        help="phase 2: keep the frozen nets in train mode as the authors (BatchNorm drifts)",
+    )
+    p.add_argument(
+        "--mask_loss",
+        choices=("logits", "double_sigmoid"),
+        default="logits",
+        help="double_sigmoid = the authors' BCE on sigmoid outputs",
+    )
+    p.add_argument("--loss_reduction", choices=("sum_items", "mean"), default="sum_items")
+    p.add_argument("--out_dir", default="outputs/train/run", help="checkpoints, logs, tensorboard")
+    p.add_argument("--resume", help="checkpoint to continue from, or 'auto' = <out_dir>/last.pt")
+    p.add_argument("--save_every", type=int, default=500, help="steps between last.pt saves")
+    p.add_argument("--ckpt_every", type=int, default=5, help="epochs between kept checkpoints")
+    p.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0 = off)")
+    p.add_argument("--bad_samples", choices=("raise", "skip"), default="raise")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no_tensorboard", dest="tensorboard", action="store_false", help="no <out_dir>/tb"
+    )
+    p.add_argument("--no_progress", dest="progress", action="store_false", help="no tqdm bars")
+    return p
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    metrics = train(args)
+    if metrics:
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())

@@ -1,0 +1,387 @@
+"""The 2K2K training loop: two phases, validation, exact resume, DDP (driven by ``train.py``).
+
+One flat loop (setup -> model, optimizer, data -> resume -> epochs of steps -> validation and
+checkpoints). Everything random is a function of the seed: the model initialisation, the shuffling
+(``DistributedSampler`` seeded per epoch, also when running alone) and every sample's augmentation
+(``(seed, epoch, index)``), so a run resumed from a checkpoint continues exactly as if it had never
+stopped (on CPU; cuDNN may add non-determinism on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import random
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from datasets import ReconDataset, collate_skip_none, find_backgrounds
+from models import build_model
+from models.checkpoint import load_checkpoint
+from models.losses import Loss2K2K, LossConfig, coarse_sample, get_normal
+from models.model_2k2k import Model2K2K
+from utils.distributed import (
+    DistInfo,
+    barrier,
+    cleanup,
+    gather_objects,
+    init_distributed,
+    reduce_mean,
+)
+from utils.fileio import atomic_write_bytes, write_text
+from utils.metrics import prediction_metrics
+from utils.schedule import cosine_warm_restarts
+from utils.visualize import depth_rgb8, grid, label, to_rgb8
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+BEST_METRIC = "normal_err_deg"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss became NaN or infinite; training stops with the step and the samples."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict:
+    """Every global random state a resumed run needs, as tensors and plain types (so that the
+    checkpoint loads with ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    states = {
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def parameter_checksum(model: torch.nn.Module) -> float:
+    """Sum of every parameter in float64 (equal on all ranks when DDP keeps them in sync)."""
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def save_training_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` to a temporary file, then rename (a killed run never leaves half a file)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def epoch_batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[list[int]]:
+    """This process's batches of an epoch (the sampler's order, incomplete last batch dropped)."""
+    sampler.set_epoch(epoch)
+    indices = list(sampler)
+    return [
+        indices[i : i + batch_size] for i in range(0, len(indices) - batch_size + 1, batch_size)
+    ]
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
+
+
+def unwrap(model: torch.nn.Module) -> Model2K2K:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def build_datasets(args: argparse.Namespace) -> tuple[ReconDataset, ReconDataset | None]:
+    backgrounds = (
+        find_backgrounds(args.backgrounds, root=args.data_path) if args.backgrounds else None
+    )
+    common = {"res": args.res, "seed": args.seed, "bad_samples": args.bad_samples}
+    train = ReconDataset(
+        args.data_path, args.train_list, train=True, backgrounds=backgrounds, **common
+    )
+    val = (
+        ReconDataset(args.data_path, args.val_list, train=False, **common)
+        if args.val_list
+        else None
+    )
+    return train, val
+
+
+def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
+    """The phase's model; phase 2 starts from a phase-1 checkpoint (ours or the authors')."""
+    model = build_model(
+        phase=args.phase, res=args.res, width=args.width, frozen_eval=not args.frozen_train_mode
+    )
+    if args.init_from:
+        allow = ("refine.",) if args.phase == 2 else ()
+        load_checkpoint(model, args.init_from, allow_missing=allow)
+        log.info("initialised from %s", args.init_from)
+    elif args.phase == 2:
+        log.warning("phase 2 without --init_from: the frozen networks are untrained")
+    return model.to(info.device)
+
+
+def prediction_panel(batch: dict, outputs: dict, phase: int, size: int = 192) -> np.ndarray:
+    """[2 * size, 4 * size, 3] uint8 RGB: input, GT/predicted front normals, GT/predicted front
+    depth, predicted back normals, GT/predicted mask, of the first sample."""
+    gt_f = batch["depth_front"][:1]
+    if phase == 1:
+        pred_n, pred_nb = outputs["pred_down_normal_front"], outputs["pred_down_normal_back"]
+        pred_d, pred_m = outputs["pred_down_depth_front"], outputs["pred_down_depth_mask"]
+        gt_f = coarse_sample(gt_f, pred_d.shape[-1])
+    else:
+        pred_n, pred_nb = outputs["pred_normal_front"], outputs["pred_normal_back"]
+        pred_d, pred_m = outputs["pred_depth_front"], outputs["pred_depth_mask"]
+    tiles = [
+        label(to_rgb8(batch["image"][0], -1, 1, size), "input"),
+        label(to_rgb8(get_normal(gt_f)[0], 0, 1, size), "GT normal"),
+        label(to_rgb8(pred_n[0], 0, 1, size), "normal front"),
+        label(to_rgb8(pred_nb[0], 0, 1, size), "normal back"),
+        label(depth_rgb8(gt_f[0], size), "GT depth"),
+        label(depth_rgb8(pred_d[0] * (gt_f[0] > 0), size), "depth front (GT mask)"),
+        label(to_rgb8((gt_f[0] > 0).float(), 0, 1, size), "GT mask"),
+        label(to_rgb8(pred_m[0], 0, 1, size), "mask"),
+    ]
+    return grid(tiles, 4)
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    loss_fn: Loss2K2K,
+    phase: int,
+    info: DistInfo,
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """Mean losses and metrics over this process's validation batches, averaged over processes,
+    and a panel of the first batch (:func:`prediction_panel`)."""
+    model.eval()
+    geometry = unwrap(model).geometry
+    sums: dict[str, float] = {}
+    count = 0
+    panel = None
+    for batch in loader:
+        if batch is None:
+            continue
+        batch = to_device(batch, info.device)
+        outputs = model(batch["image"], batch["theta"])
+        values = {f"loss_{k}": float(v) for k, v in loss_fn(outputs, batch, geometry).items()}
+        values.update(prediction_metrics(outputs, batch, phase))
+        if panel is None:
+            panel = prediction_panel(batch, outputs, phase)
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+    model.train()
+    means = {k: v / max(count, 1) for k, v in sums.items()}
+    return reduce_mean(means, info), panel
+
+
+def _checkpoint_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    args: argparse.Namespace,
+    epoch: int,
+    step_in_epoch: int,
+    global_step: int,
+    best: float,
+) -> dict:
+    return {
+        "version": CHECKPOINT_VERSION,
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "global_step": global_step,
+        "best": best,
+        "rng": rng_states(),
+        "args": json.dumps(vars(args), default=str),
+    }
+
+
+def train(args: argparse.Namespace) -> dict[str, float]:
+    """Run training as configured by ``train.py``'s arguments; returns the last validation."""
+    info = init_distributed(args.device)
+    out_dir = Path(args.out_dir)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(out_dir / "args.json", json.dumps(vars(args), indent=2, default=str))
+    seed_everything(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = init_model(args, info)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=args.lr)
+    loss_fn = Loss2K2K(
+        args.phase, LossConfig(mask_loss=args.mask_loss, reduction=args.loss_reduction)
+    )
+    train_set, val_set = build_datasets(args)
+    sampler = DistributedSampler(
+        train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=args.seed
+    )
+    iters = len(sampler) // args.batch_size
+    if iters == 0:
+        raise ValueError(
+            f"{args.train_list}: {len(train_set)} samples give no full batch of {args.batch_size} "
+            f"per process ({info.world_size} processes)"
+        )
+
+    start_epoch, start_step, global_step, best = 0, 0, 0, math.inf
+    resume = out_dir / "last.pt" if args.resume == "auto" else args.resume
+    if resume and Path(resume).is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
+        global_step, best = state["global_step"], state["best"]
+        set_rng_states(state["rng"])
+        log.info("resumed from %s at epoch %d step %d", resume, start_epoch, start_step)
+    elif args.resume not in (None, "auto"):
+        raise FileNotFoundError(f"{args.resume}: checkpoint to resume from not found")
+
+    if info.distributed:
+        ids = [info.local_rank] if info.device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    model.train()
+    use_amp = args.amp and info.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    writer = None
+    if info.is_main and args.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tb"))
+    val_loader = None
+    if val_set is not None:
+        val_sampler = DistributedSampler(
+            val_set, num_replicas=info.world_size, rank=info.rank, shuffle=False
+        )
+        val_loader = DataLoader(
+            val_set, batch_size=1, sampler=val_sampler, collate_fn=collate_skip_none
+        )
+    geometry = unwrap(model).geometry
+    metrics: dict[str, float] = {}
+    log_path = out_dir / "train_log.jsonl"
+    stop = False
+    for epoch in range(start_epoch, args.epochs):
+        train_set.set_epoch(epoch)
+        batches = epoch_batches(sampler, epoch, args.batch_size)
+        first = start_step if epoch == start_epoch else 0
+        loader = DataLoader(
+            train_set,
+            batch_sampler=batches[first:],
+            num_workers=args.workers,
+            collate_fn=collate_skip_none,
+        )
+        bar = tqdm(
+            loader,
+            total=len(batches) - first,
+            desc=f"phase {args.phase} epoch {epoch}",
+            disable=not info.is_main or not args.progress,
+        )
+        for step, batch in enumerate(bar, start=first):
+            lr = cosine_warm_restarts(epoch + step / iters, args.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if batch is None:
+                log.warning("epoch %d step %d: every sample of the batch was skipped", epoch, step)
+                continue
+            batch = to_device(batch, info.device)
+            autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
+            with autocast:
+                outputs = model(batch["image"], batch["theta"])
+            outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
+            losses = loss_fn(outputs, batch, geometry)
+            total = losses["total"]
+            if not torch.isfinite(total):
+                raise NonFiniteLossError(
+                    f"epoch {epoch} step {step}: loss {float(total.detach())} "
+                    f"({ {k: float(v.detach()) for k, v in losses.items()} }) on {batch['path']}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            global_step += 1
+            values = reduce_mean({k: float(v.detach()) for k, v in losses.items()}, info)
+            if info.is_main:
+                record = {"epoch": epoch, "step": step, "global_step": global_step, "lr": lr}
+                record.update(values)
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{lr:.2e}")
+                if writer is not None:
+                    for k, v in values.items():
+                        writer.add_scalar(f"train/{k}", v, global_step)
+                    writer.add_scalar("train/lr", lr, global_step)
+            done_in_epoch = step + 1
+            at_max = bool(args.max_steps) and global_step >= args.max_steps
+            periodic = bool(args.save_every) and global_step % args.save_every == 0
+            if info.is_main and (at_max or periodic):
+                position = (epoch + 1, 0) if done_in_epoch == iters else (epoch, done_in_epoch)
+                state = _checkpoint_state(model, optimizer, args, *position, global_step, best)
+                save_training_checkpoint(out_dir / "last.pt", state)
+            if at_max:
+                stop = True
+                break
+        if stop:
+            break
+        if val_loader is not None:
+            metrics, panel = validate(model, val_loader, loss_fn, args.phase, info)
+            if info.is_main:
+                log.info("epoch %d validation: %s", epoch, metrics)
+                with open(out_dir / "val_log.jsonl", "a", encoding="utf-8") as f:
+                    f.write(
+                        json.dumps({"epoch": epoch, "global_step": global_step, **metrics}) + "\n"
+                    )
+                if writer is not None:
+                    for k, v in metrics.items():
+                        writer.add_scalar(f"val/{k}", v, epoch + 1)
+                    if panel is not None:
+                        writer.add_image("val/panel", panel, epoch + 1, dataformats="HWC")
+        if info.is_main:
+            improved = bool(metrics) and metrics[BEST_METRIC] < best
+            if improved:
+                best = metrics[BEST_METRIC]
+            state = _checkpoint_state(model, optimizer, args, epoch + 1, 0, global_step, best)
+            save_training_checkpoint(out_dir / "last.pt", state)
+            if args.ckpt_every and (epoch + 1) % args.ckpt_every == 0:
+                save_training_checkpoint(out_dir / f"epoch_{epoch + 1:03d}.pt", state)
+            if improved:
+                save_training_checkpoint(out_dir / "best.pt", state)
+        barrier(info)
+    if writer is not None:
+        writer.close()
+    checksums = gather_objects(parameter_checksum(unwrap(model)), info)
+    if info.is_main:
+        summary = {
+            "world_size": info.world_size,
+            "global_step": global_step,
+            "parameter_checksums": checksums,  # one per rank: DDP keeps them equal
+            "validation": metrics,
+        }
+        write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    cleanup(info)
+    return metrics
