@@ -60,6 +60,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_every", type=int, default=500, help="steps between last.pt saves")
     p.add_argument("--ckpt_every", type=int, default=5, help="epochs between kept checkpoints")
     p.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0 = off)")
+    p.add_argument(
+        "--validate_first", action="store_true", help="also validate the untrained model"
+    )
     p.add_argument("--bad_samples", choices=("raise", "skip"), default="raise")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")

@@ -25,8 +25,8 @@ def train_argv(data, out: Path, *extra: str) -> list[str]:
     root, train_list, val_list = data
     return [
         "--data_path", str(root),
-        "--train_list", str(train_list),
-        "--val_list", str(val_list),
+        "--train_list", str(train_list.relative_to(root)),  # relative to --data_path
+        "--val_list", str(val_list),  # absolute
         "--res", str(RES),
         "--width", WIDTH,
         "--batch_size", "2",

@@ -115,18 +115,16 @@ def unwrap(model: torch.nn.Module) -> Model2K2K:
 
 
 def build_datasets(args: argparse.Namespace) -> tuple[ReconDataset, ReconDataset | None]:
-    backgrounds = (
-        find_backgrounds(args.backgrounds, root=args.data_path) if args.backgrounds else None
-    )
+    """Training and validation sets; list paths are relative to ``--data_path`` (or absolute)."""
+    root = Path(args.data_path)
+    backgrounds = find_backgrounds(args.backgrounds, root=root) if args.backgrounds else None
     common = {"res": args.res, "seed": args.seed, "bad_samples": args.bad_samples}
     train = ReconDataset(
-        args.data_path, args.train_list, train=True, backgrounds=backgrounds, **common
+        root, root / args.train_list, train=True, backgrounds=backgrounds, **common
     )
-    val = (
-        ReconDataset(args.data_path, args.val_list, train=False, **common)
-        if args.val_list
-        else None
-    )
+    val = None
+    if args.val_list:
+        val = ReconDataset(root, root / args.val_list, train=False, **common)
     return train, val
 
 
@@ -284,6 +282,13 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     geometry = unwrap(model).geometry
     metrics: dict[str, float] = {}
     log_path = out_dir / "train_log.jsonl"
+    if args.validate_first and val_loader is not None and global_step == 0:
+        initial, _ = validate(model, val_loader, loss_fn, args.phase, info)
+        if info.is_main:
+            log.info("validation before training: %s", initial)
+            record = {"epoch": -1, "global_step": 0, **initial}
+            with open(out_dir / "val_log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
     stop = False
     for epoch in range(start_epoch, args.epochs):
         train_set.set_epoch(epoch)
