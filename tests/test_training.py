@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import train
+from models import build_model
 from utils.training import NonFiniteLossError
 from utils.training import train as train_loop
 
@@ -61,6 +62,7 @@ def test_phase1_then_phase2_smoke(synthetic_training_set, tmp_path):
     )
     assert state["global_step"] == 2 and json.loads(state["args"])["phase"] == 1
     assert not any(k.startswith("refine.") for k in state["model"])
+    build_model(phase=1, res=RES, width=float(WIDTH), checkpoint=p1 / "last.pt")  # strict load
     assert metrics == {}  # stopped by --max_steps before the epoch's validation
 
     metrics = train_loop(
