@@ -14,6 +14,7 @@ import torch
 
 import train
 from models import build_model
+from utils.plot_log import run_curves
 from utils.training import NonFiniteLossError
 from utils.training import train as train_loop
 
@@ -76,6 +77,8 @@ def test_phase1_then_phase2_smoke(synthetic_training_set, tmp_path):
         assert torch.equal(after[key], value), key
     assert any(k.startswith("refine.") for k in after)
     assert (p2 / "best.pt").is_file() and (p2 / "val_log.jsonl").is_file()
+    curves = run_curves(p2)  # loss chart + validation chart side by side
+    assert curves.ndim == 3 and curves.shape[1] == 2 * curves.shape[0] * 640 // 360
 
 
 def test_resume_continues_exactly(synthetic_training_set, tmp_path):
