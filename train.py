@@ -54,6 +54,12 @@ def get_parser() -> argparse.ArgumentParser:
         default="logits",
         help="double_sigmoid = the authors' BCE on sigmoid outputs",
     )
+    p.add_argument(
+        "--depth_head_init",
+        choices=("authors", "origin"),
+        default="authors",
+        help="origin: depth outputs start at D = 2 (avoids dead ReLU6 on the body; see README)",
+    )
     p.add_argument("--loss_reduction", choices=("sum_items", "mean"), default="sum_items")
     p.add_argument("--out_dir", default="outputs/train/run", help="checkpoints, logs, tensorboard")
     p.add_argument("--resume", help="checkpoint to continue from, or 'auto' = <out_dir>/last.pt")

@@ -25,6 +25,7 @@ from .refine import RefineNet
 
 COARSE_FACTOR = 8  # coarse nets run at res / 8 (256 for 2048)
 FRONT_BACKGROUND = 6.0  # front depth of background pixels, in D units (ReLU6 ceiling)
+ORIGIN_DEPTH = 2.0  # D units of the mesh centre (range 1 from the camera)
 
 
 class Model2K2K(nn.Module):
@@ -68,6 +69,22 @@ class Model2K2K(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def init_depth_heads_at_origin(self) -> None:
+        """Start every depth output at the origin's depth (D = 2) instead of the authors' random
+        head: front/back output weights 0, biases 2 (training option ``--depth_head_init origin``).
+
+        The authors' He-initialised 1x1 heads give pre-activations of several units; when the
+        foreground's are negative, ReLU6 passes no gradient there and the depth never learns
+        (seed-dependent). The mask channel keeps the authors' initialisation.
+        """
+        heads = [self.ImgNorm_to_Dep.Conv_1x1]
+        if self.phase == 2:
+            heads.append(self.refine.merge3_2)
+        with torch.no_grad():
+            for head in heads:
+                head.weight[:2].zero_()
+                head.bias[:2].fill_(ORIGIN_DEPTH)
 
     def part_net(self, name: str) -> AUNet:
         return getattr(self, f"img2normal_{name}")

@@ -127,3 +127,23 @@ def test_ddp_two_processes_on_cpu(synthetic_training_set, tmp_path):
     sums = summary["parameter_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     assert (tmp_path / "last.pt").is_file()
+
+
+def test_origin_depth_head_init_starts_every_depth_at_d2():
+    """``--depth_head_init origin``: coarse and refined depth start at D = 2 everywhere (alive
+    under ReLU6), the mask channel keeps the authors' random head."""
+    torch.manual_seed(0)
+    model = build_model(phase=2, res=RES, width=float(WIDTH)).eval()
+    mask_weight = model.ImgNorm_to_Dep.Conv_1x1.weight[2].clone()
+    model.init_depth_heads_at_origin()
+    assert torch.equal(model.ImgNorm_to_Dep.Conv_1x1.weight[2], mask_weight)
+    image = torch.rand(1, 3, RES, RES) * 2 - 1
+    theta = torch.tensor([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]]).expand(1, 12, 2, 3)
+    with torch.no_grad():
+        out = model(image, theta.contiguous())
+    # coarse depth: 2 on the predicted body; phase 2 sets the rest to the background (6 / 0)
+    assert torch.all((out["pred_down_depth_front"] == 2.0) | (out["pred_down_depth_front"] == 6.0))
+    assert torch.all((out["pred_down_depth_back"] == 2.0) | (out["pred_down_depth_back"] == 0.0))
+    assert (out["pred_down_depth_front"] == 2.0).any()
+    for key in ("pred_depth_front", "pred_depth_back"):  # the refinement head itself
+        assert torch.all(out[key] == 2.0), key

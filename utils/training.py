@@ -133,6 +133,8 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
     model = build_model(
         phase=args.phase, res=args.res, width=args.width, frozen_eval=not args.frozen_train_mode
     )
+    if args.depth_head_init == "origin":
+        model.init_depth_heads_at_origin()
     if args.init_from:
         allow = ("refine.",) if args.phase == 2 else ()
         load_checkpoint(model, args.init_from, allow_missing=allow)
