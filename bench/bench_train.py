@@ -75,7 +75,7 @@ def measure(config: str, args: argparse.Namespace) -> dict:
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else peak_rss_gb()
-    return {"config": config, "seconds": min(times), "peak_gb": peak, "loss": float(loss)}
+    return {"config": config, "seconds": min(times), "peak_gb": peak, "loss": float(loss.detach())}
 
 
 def get_parser() -> argparse.ArgumentParser:
