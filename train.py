@@ -32,14 +32,25 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--phase", type=int, choices=(1, 2), required=True)
+    p.add_argument(
+        "--phase",
+        type=int,
+        choices=(1, 2),
+        required=True,
+        help="1: normal nets + coarse depth; 2: refinement net",
+    )
     p.add_argument("--data_path", required=True, help="dataset root (PERS/, list/)")
     p.add_argument("--train_list", default="list/train.txt", help="relative to --data_path")
     p.add_argument("--val_list", default="list/val.txt", help="relative to --data_path; '' = none")
     p.add_argument("--backgrounds", help="folder of background images or the authors' list file")
+    p.add_argument(
+        "--backgrounds_root",
+        help="folder the list's lines are relative to (default <data_path>/IndoorCVPR09 if "
+        "present, else <data_path>)",
+    )
     p.add_argument("--res", type=int, default=2048, help="working resolution (multiple of 64)")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 = authors')")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="paper: 30")
     p.add_argument("--batch_size", type=int, default=2, help="per process")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (Adam)")
     p.add_argument("--init_from", help="phase 2: phase-1 checkpoint (ours or the authors')")
@@ -60,7 +71,12 @@ def get_parser() -> argparse.ArgumentParser:
         default="authors",
         help="origin: depth outputs start at D = 2 (avoids dead ReLU6 on the body; see README)",
     )
-    p.add_argument("--loss_reduction", choices=("sum_items", "mean"), default="sum_items")
+    p.add_argument(
+        "--loss_reduction",
+        choices=("sum_items", "mean"),
+        default="sum_items",
+        help="sum_items = the authors' per-item means summed over batch and crops",
+    )
     p.add_argument("--out_dir", default="outputs/train/run", help="checkpoints, logs, tensorboard")
     p.add_argument("--resume", help="checkpoint to continue from, or 'auto' = <out_dir>/last.pt")
     p.add_argument("--save_every", type=int, default=500, help="steps between last.pt saves")
@@ -69,12 +85,17 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validate_first", action="store_true", help="also validate the untrained model"
     )
-    p.add_argument("--bad_samples", choices=("raise", "skip"), default="raise")
+    p.add_argument(
+        "--bad_samples",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a missing/corrupt sample stops training (raise) or is logged and dropped (skip)",
+    )
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="model init, shuffling, augmentation")
     p.add_argument(
         "--no_tensorboard", dest="tensorboard", action="store_false", help="no <out_dir>/tb"
     )

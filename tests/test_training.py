@@ -114,9 +114,11 @@ def test_nan_loss_stops_training(synthetic_training_set, tmp_path):
         train_loop(args)
 
 
-def test_ddp_two_processes_on_cpu(synthetic_training_set, tmp_path):
-    """torch.distributed.run with 2 gloo processes: one checkpoint, equal weights on both ranks."""
-    argv = train_argv(synthetic_training_set, tmp_path, "--phase", "1", "--max_steps", "2")
+@pytest.mark.parametrize("phase", ["1", "2"])
+def test_ddp_two_processes_on_cpu(synthetic_training_set, tmp_path, phase):
+    """torch.distributed.run with 2 gloo processes: one checkpoint, equal weights on both ranks
+    (phase 2: only the refinement net has gradients)."""
+    argv = train_argv(synthetic_training_set, tmp_path, "--phase", phase, "--max_steps", "2")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYOPENGL_PLATFORM="osmesa")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
     cmd += ["--standalone", "train.py", *argv]
@@ -147,3 +149,12 @@ def test_origin_depth_head_init_starts_every_depth_at_d2():
     assert (out["pred_down_depth_front"] == 2.0).any()
     for key in ("pred_depth_front", "pred_depth_back"):  # the refinement head itself
         assert torch.all(out[key] == 2.0), key
+
+
+def test_resume_with_other_settings_is_refused(synthetic_training_set, tmp_path):
+    train_loop(train_args(synthetic_training_set, tmp_path, "--phase", "1", "--max_steps", "1"))
+    args = train_args(
+        synthetic_training_set, tmp_path, "--phase", "1", "--resume", "auto", "--seed", "7"
+    )
+    with pytest.raises(ValueError, match="seed"):
+        train_loop(args)

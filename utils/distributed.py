@@ -54,13 +54,20 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
-    """Average scalar values over all processes (identity when alone)."""
-    if not info.distributed or not values:
+    """Average scalar values over all processes (identity when alone); every rank passes the
+    same keys."""
+    total = reduce_sum(values, info)
+    return {k: v / info.world_size for k, v in total.items()} if info.distributed else total
+
+
+def reduce_sum(values: dict[str, float], info: DistInfo) -> dict[str, float]:
+    """Sum scalar values over all processes (identity when alone); every rank passes the same
+    keys."""
+    if not info.distributed:
         return values
     keys = sorted(values)
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
-    t /= info.world_size
     return dict(zip(keys, t.tolist(), strict=True))
 
 
@@ -74,10 +81,12 @@ def gather_objects(value: object, info: DistInfo) -> list[object]:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every process (no-op when alone)."""
     if info.distributed:
         dist.barrier()
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the process group."""
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()

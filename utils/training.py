@@ -36,6 +36,7 @@ from utils.distributed import (
     gather_objects,
     init_distributed,
     reduce_mean,
+    reduce_sum,
 )
 from utils.fileio import atomic_write_bytes, write_text
 from utils.metrics import prediction_metrics
@@ -45,7 +46,20 @@ from utils.visualize import depth_rgb8, grid, label, to_rgb8
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
-BEST_METRIC = "normal_err_deg"
+BEST_METRIC = {1: "normal_err_deg", 2: "depth_err_d"}
+"""Validation metric that picks ``best.pt``: phase 2 cannot change the (frozen) normals."""
+VAL_KEYS = (
+    "loss_normal",
+    "loss_depth",
+    "loss_consistency",
+    "loss_mask",
+    "loss_total",
+    "depth_err_d",
+    "depth_err_mm",
+    "normal_err_deg",
+    "mask_iou",
+)
+RESUME_CRITICAL = ("phase", "res", "width", "batch_size", "seed", "train_list", "data_path")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -83,6 +97,38 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON line (main process only)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_logs(out_dir: Path, global_step: int, start_epoch: int) -> None:
+    """Drop log lines a resumed run will write again: training steps after the checkpoint and
+    validations of epochs from ``start_epoch`` on."""
+    for name, keep in (
+        ("train_log.jsonl", lambda r: r["global_step"] <= global_step),
+        ("val_log.jsonl", lambda r: r["epoch"] < start_epoch),
+    ):
+        path = out_dir / name
+        if path.is_file():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if keep(json.loads(ln))]
+            write_text(path, "".join(ln + "\n" for ln in kept))
+
+
+def check_resume_args(
+    saved: dict, args: argparse.Namespace, world_size: int, info: DistInfo, path: object
+) -> None:
+    """Refuse to resume with arguments that change the sample order or the schedule position."""
+    changed = {k: (saved.get(k), getattr(args, k)) for k in RESUME_CRITICAL}
+    changed = {k: v for k, v in changed.items() if v[0] != v[1]}
+    if world_size != info.world_size:
+        changed["world_size"] = (world_size, info.world_size)
+    if changed:
+        raise ValueError(f"{path}: cannot resume with other settings (saved, now): {changed}")
+
+
 def parameter_checksum(model: torch.nn.Module) -> float:
     """Sum of every parameter in float64 (equal on all ranks when DDP keeps them in sync)."""
     return float(sum(p.detach().double().sum() for p in model.parameters()))
@@ -92,7 +138,7 @@ def save_training_checkpoint(path: Path, state: dict) -> None:
     """``torch.save`` to a temporary file, then rename (a killed run never leaves half a file)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def epoch_batches(sampler: DistributedSampler, epoch: int, batch_size: int) -> list[list[int]]:
@@ -117,7 +163,13 @@ def unwrap(model: torch.nn.Module) -> Model2K2K:
 def build_datasets(args: argparse.Namespace) -> tuple[ReconDataset, ReconDataset | None]:
     """Training and validation sets; list paths are relative to ``--data_path`` (or absolute)."""
     root = Path(args.data_path)
-    backgrounds = find_backgrounds(args.backgrounds, root=root) if args.backgrounds else None
+    backgrounds = None
+    if args.backgrounds:
+        indoor = root / "IndoorCVPR09"  # the authors' list is relative to this folder (§6.2)
+        bg_root = args.backgrounds_root or (indoor if indoor.is_dir() else root)
+        backgrounds = find_backgrounds(args.backgrounds, root=bg_root)
+    else:
+        log.warning("no --backgrounds: every training sample has a black background")
     common = {"res": args.res, "seed": args.seed, "bad_samples": args.bad_samples}
     train = ReconDataset(
         root, root / args.train_list, train=True, backgrounds=backgrounds, **common
@@ -141,6 +193,9 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
         log.info("initialised from %s", args.init_from)
     elif args.phase == 2:
         log.warning("phase 2 without --init_from: the frozen networks are untrained")
+    if args.phase == 2:  # only the refinement net trains (facts §1.3); DDP needs this too
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("refine."))
     return model.to(info.device)
 
 
@@ -180,7 +235,7 @@ def validate(
     and a panel of the first batch (:func:`prediction_panel`)."""
     model.eval()
     geometry = unwrap(model).geometry
-    sums: dict[str, float] = {}
+    sums = dict.fromkeys(VAL_KEYS, 0.0)
     count = 0
     panel = None
     for batch in loader:
@@ -190,29 +245,35 @@ def validate(
         outputs = model(batch["image"], batch["theta"])
         values = {f"loss_{k}": float(v) for k, v in loss_fn(outputs, batch, geometry).items()}
         values.update(prediction_metrics(outputs, batch, phase))
-        if panel is None:
+        if panel is None and info.is_main:
             panel = prediction_panel(batch, outputs, phase)
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
+        for k in VAL_KEYS:
+            sums[k] += values[k]
         count += 1
     model.train()
-    means = {k: v / max(count, 1) for k, v in sums.items()}
-    return reduce_mean(means, info), panel
+    totals = reduce_sum({**sums, "count": float(count)}, info)
+    n = max(totals.pop("count"), 1.0)
+    return {k: v / n for k, v in totals.items()}, panel
 
 
 def _checkpoint_state(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    world_size: int,
     args: argparse.Namespace,
     epoch: int,
     step_in_epoch: int,
     global_step: int,
     best: float,
 ) -> dict:
+    """Everything ``--resume`` needs to continue exactly (weights_only-loadable)."""
     return {
         "version": CHECKPOINT_VERSION,
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "world_size": world_size,
         "epoch": epoch,
         "step_in_epoch": step_in_epoch,
         "global_step": global_step,
@@ -249,37 +310,57 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             f"per process ({info.world_size} processes)"
         )
 
+    if args.bad_samples == "skip" and info.distributed:
+        raise ValueError("--bad_samples skip is not supported with several processes (DDP)")
+    use_amp = args.amp and info.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, start_step, global_step, best = 0, 0, 0, math.inf
     resume = out_dir / "last.pt" if args.resume == "auto" else args.resume
-    if resume and Path(resume).is_file():
+    found = gather_objects(bool(resume) and Path(resume).is_file(), info)
+    if len(set(found)) > 1:
+        raise FileNotFoundError(
+            f"{resume}: visible to some processes only ({found}); --out_dir must be shared"
+        )
+    if found[0]:
         state = torch.load(resume, map_location="cpu", weights_only=True)
+        check_resume_args(json.loads(state["args"]), args, state["world_size"], info, resume)
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
         start_epoch, start_step = state["epoch"], state["step_in_epoch"]
         global_step, best = state["global_step"], state["best"]
         set_rng_states(state["rng"])
         log.info("resumed from %s at epoch %d step %d", resume, start_epoch, start_step)
+        if info.is_main:
+            truncate_logs(out_dir, global_step, start_epoch)
     elif args.resume not in (None, "auto"):
         raise FileNotFoundError(f"{args.resume}: checkpoint to resume from not found")
+    if start_epoch >= args.epochs:
+        log.info("%s: all %d epochs are done; nothing to train", resume, args.epochs)
+        cleanup(info)
+        return {}
 
     if info.distributed:
         ids = [info.local_rank] if info.device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
     model.train()
-    use_amp = args.amp and info.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     writer = None
     if info.is_main and args.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out_dir / "tb"))
+        purge = global_step + 1 if global_step else None  # drop events a resume rewrites
+        writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge)
     val_loader = None
     if val_set is not None:
         val_sampler = DistributedSampler(
             val_set, num_replicas=info.world_size, rank=info.rank, shuffle=False
         )
         val_loader = DataLoader(
-            val_set, batch_size=1, sampler=val_sampler, collate_fn=collate_skip_none
+            val_set,
+            batch_size=1,
+            sampler=val_sampler,
+            num_workers=args.workers,
+            collate_fn=collate_skip_none,
         )
     geometry = unwrap(model).geometry
     metrics: dict[str, float] = {}
@@ -288,9 +369,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         initial, _ = validate(model, val_loader, loss_fn, args.phase, info)
         if info.is_main:
             log.info("validation before training: %s", initial)
-            record = {"epoch": -1, "global_step": 0, **initial}
-            with open(out_dir / "val_log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(out_dir / "val_log.jsonl", {"epoch": -1, "global_step": 0, **initial})
     stop = False
     for epoch in range(start_epoch, args.epochs):
         train_set.set_epoch(epoch)
@@ -309,10 +388,13 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             disable=not info.is_main or not args.progress,
         )
         for step, batch in enumerate(bar, start=first):
+            if args.max_steps and global_step >= args.max_steps:
+                stop = True
+                break
             lr = cosine_warm_restarts(epoch + step / iters, args.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if batch is None:
+            if batch is None:  # only with --bad_samples skip, refused under DDP
                 log.warning("epoch %d step %d: every sample of the batch was skipped", epoch, step)
                 continue
             batch = to_device(batch, info.device)
@@ -322,7 +404,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
             losses = loss_fn(outputs, batch, geometry)
             total = losses["total"]
-            if not torch.isfinite(total):
+            finite = reduce_mean({"finite": float(torch.isfinite(total.detach()))}, info)
+            if finite["finite"] < 1.0:  # every rank stops together
                 raise NonFiniteLossError(
                     f"epoch {epoch} step {step}: loss {float(total.detach())} "
                     f"({ {k: float(v.detach()) for k, v in losses.items()} }) on {batch['path']}"
@@ -335,9 +418,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             values = reduce_mean({k: float(v.detach()) for k, v in losses.items()}, info)
             if info.is_main:
                 record = {"epoch": epoch, "step": step, "global_step": global_step, "lr": lr}
-                record.update(values)
-                with open(log_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
+                append_jsonl(log_path, {**record, **values})
                 bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{lr:.2e}")
                 if writer is not None:
                     for k, v in values.items():
@@ -347,32 +428,31 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             at_max = bool(args.max_steps) and global_step >= args.max_steps
             periodic = bool(args.save_every) and global_step % args.save_every == 0
             if info.is_main and (at_max or periodic):
-                position = (epoch + 1, 0) if done_in_epoch == iters else (epoch, done_in_epoch)
-                state = _checkpoint_state(model, optimizer, args, *position, global_step, best)
+                # (epoch, iters) resumes straight into this epoch's validation and checkpoints
+                position = (epoch, done_in_epoch, global_step, best)
+                world = info.world_size
+                state = _checkpoint_state(model, optimizer, scaler, world, args, *position)
                 save_training_checkpoint(out_dir / "last.pt", state)
-            if at_max:
-                stop = True
-                break
         if stop:
             break
         if val_loader is not None:
             metrics, panel = validate(model, val_loader, loss_fn, args.phase, info)
             if info.is_main:
                 log.info("epoch %d validation: %s", epoch, metrics)
-                with open(out_dir / "val_log.jsonl", "a", encoding="utf-8") as f:
-                    f.write(
-                        json.dumps({"epoch": epoch, "global_step": global_step, **metrics}) + "\n"
-                    )
+                record = {"epoch": epoch, "global_step": global_step, **metrics}
+                append_jsonl(out_dir / "val_log.jsonl", record)
                 if writer is not None:
                     for k, v in metrics.items():
                         writer.add_scalar(f"val/{k}", v, epoch + 1)
                     if panel is not None:
                         writer.add_image("val/panel", panel, epoch + 1, dataformats="HWC")
         if info.is_main:
-            improved = bool(metrics) and metrics[BEST_METRIC] < best
+            improved = bool(metrics) and metrics[BEST_METRIC[args.phase]] < best
             if improved:
-                best = metrics[BEST_METRIC]
-            state = _checkpoint_state(model, optimizer, args, epoch + 1, 0, global_step, best)
+                best = metrics[BEST_METRIC[args.phase]]
+            state = _checkpoint_state(
+                model, optimizer, scaler, info.world_size, args, epoch + 1, 0, global_step, best
+            )
             save_training_checkpoint(out_dir / "last.pt", state)
             if args.ckpt_every and (epoch + 1) % args.ckpt_every == 0:
                 save_training_checkpoint(out_dir / f"epoch_{epoch + 1:03d}.pt", state)
