@@ -25,7 +25,6 @@ Stored per view: ``(31, 3)`` float32 rows ``(u, v, 1)``, ``(0, 0, 0)`` for a mis
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 from collections.abc import Sequence
@@ -33,11 +32,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from render.layout import view_files, view_name
 from render.mesh import RenderInputError, ScanTransform, scan_transform, view_rotation
-from render.pipeline import RenderReport
+from render.pipeline import RenderReport, run_items
 from utils.camera import project
 from utils.fileio import write_image, write_npy
 from utils.keypoints import (
@@ -48,8 +46,6 @@ from utils.keypoints import (
     KeypointError,
     load_openpose_json,
 )
-
-log = logging.getLogger(__name__)
 
 AUTHORS_KEYPOINT_SCALE = 1.037
 """The authors' unexplained scale of the 3D joints before projection (facts §8 item 4, §10)."""
@@ -369,13 +365,10 @@ def keypoint_dataset(
 ) -> RenderReport:
     """:func:`write_item_keypoints` for every item (``options`` are its keyword arguments); an
     item that fails is reported and the batch goes on."""
-    report = RenderReport()
-    for item in tqdm(items, desc=f"keypoints {data_name}", disable=not progress):
-        try:
-            done = write_item_keypoints(data_path, data_name, item, **options)
-        except (RenderInputError, KeypointError) as e:
-            log.error("skipping %s: %s", item, e)
-            report.failed[item] = str(e)
-            continue
-        (report.rendered if done else report.complete).append(item)
-    return report
+    return run_items(
+        items,
+        lambda item: write_item_keypoints(data_path, data_name, item, **options),
+        f"keypoints {data_name}",
+        errors=(RenderInputError, KeypointError),
+        progress=progress,
+    )

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,6 +264,27 @@ def write_list(data_path: str | os.PathLike, data_name: str, yaws: Sequence[int]
     return path
 
 
+def run_items(
+    items: Sequence[str],
+    work: Callable[[str], bool],
+    desc: str,
+    errors: tuple[type[Exception], ...] = (RenderInputError,),
+    progress: bool = True,
+) -> RenderReport:
+    """Apply ``work(item)`` (True = done, False = already complete) to every item; an item that
+    raises one of ``errors`` is logged and reported, and the batch goes on."""
+    report = RenderReport()
+    for item in tqdm(items, desc=desc, disable=not progress):
+        try:
+            done = work(item)
+        except errors as e:
+            log.error("skipping %s: %s", item, e)
+            report.failed[item] = str(e)
+            continue
+        (report.rendered if done else report.complete).append(item)
+    return report
+
+
 def render_dataset(
     renderer: ScanRenderer,
     items: Sequence[str],
@@ -276,13 +297,4 @@ def render_dataset(
             (:meth:`ScanRenderer.check_settings`).
     """
     renderer.check_settings()
-    report = RenderReport()
-    for item in tqdm(items, desc=f"render {renderer.data_name}", disable=not progress):
-        try:
-            done = renderer.render_item(item)
-        except RenderInputError as e:
-            log.error("skipping %s: %s", item, e)
-            report.failed[item] = str(e)
-            continue
-        (report.rendered if done else report.complete).append(item)
-    return report
+    return run_items(items, renderer.render_item, f"render {renderer.data_name}", progress=progress)
