@@ -1,0 +1,1 @@
+"""Evaluation of reconstructed meshes against ground truth: surface metrics and normal images."""
