@@ -14,6 +14,7 @@ import torch
 
 import train
 from models import build_model
+from models.export import export_weights
 from utils.plot_log import run_curves
 from utils.training import NonFiniteLossError
 from utils.training import train as train_loop
@@ -79,6 +80,13 @@ def test_phase1_then_phase2_smoke(synthetic_training_set, tmp_path):
     assert (p2 / "best.pt").is_file() and (p2 / "val_log.jsonl").is_file()
     curves = run_curves(p2)  # loss chart + validation chart side by side
     assert curves.ndim == 3 and curves.shape[1] == 2 * curves.shape[0] * 640 // 360
+
+    exported = export_weights(p2 / "last.pt", tmp_path / "weights.pt")  # inference weights only
+    assert set(exported) == {"version", "model", "args", "epoch", "global_step"}
+    assert (tmp_path / "weights.pt").stat().st_size < (p2 / "last.pt").stat().st_size
+    model = build_model(phase=2, res=RES, width=float(WIDTH), checkpoint=tmp_path / "weights.pt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, after[key]), key
 
 
 def test_resume_continues_exactly(synthetic_training_set, tmp_path):
