@@ -1,0 +1,300 @@
+"""Inputs of the Predictor: images of any kind, keypoint files, square padding (facts §1.1, §7.1).
+
+* Images are decoded with OpenCV from their bytes. PNG (and anything but JPEG) with
+  ``IMREAD_UNCHANGED``: 8- or 16-bit, grey, grey + alpha, RGB or RGBA; 16-bit values are scaled to
+  8 bits (``round(v / 257)``, so 65535 -> 255). JPEG with ``IMREAD_COLOR``, which applies the EXIF
+  orientation as OpenPose (and the authors' ``cv2.imread``) see the photo, so the keypoints fit.
+* Keypoints: ``<stem>_keypoints.json`` (OpenPose BODY_25 + hands, the authors' format), else
+  ``<stem>_keypoints.npy`` holding the ``(31, 3)`` rows ``(u, v, confidence)`` (or ``(3, 31)``) in
+  the original image's pixels; confidence <= 0 marks a missing keypoint.
+* The stem is the file name without its last suffix (``a.b.png`` -> ``a.b``); the authors cut at
+  the first dot, which truncates such names (facts §8 item 31).
+* Square padding replicates the border (image) or pads with 0 (masks); the extra pixel of an odd
+  pad goes to the bottom/right; then a bicubic resize to ``res`` (masks: area average or bilinear,
+  then > 0.5), as :func:`utils.keypoints.pad_and_scale_keypoints` does to the keypoints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from utils.fileio import atomic_write_bytes
+from utils.keypoints import (
+    KEYPOINT_NAMES,
+    NUM_KEYPOINTS,
+    KeypointError,
+    load_openpose_json,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MASK_SUFFIX = "_mask"
+"""Files whose stem ends with this are masks, never inputs (so masks may sit beside images)."""
+MIN_LONG_SIDE = 32
+"""Smallest accepted long side of an input image in pixels (nothing smaller can hold a person)."""
+MAX_ASPECT = 10.0
+"""Largest accepted long side / short side: after square padding a person in a thinner strip would
+cover less than a tenth of the model's input."""
+KEYPOINT_MARGIN = 0.02
+"""Keypoints may lie this fraction of the long side outside the image; farther ones mean the
+keypoints belong to another image (or another resolution of it)."""
+
+
+class InputError(ValueError):
+    """A bad input file (image, keypoints, mask); the message names the file and the problem."""
+
+
+def image_stem(path: str | os.PathLike) -> str:
+    """Name of an input without its last suffix (``a.b.png`` -> ``a.b``)."""
+    return Path(path).stem
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Input images of a folder: ``.png .jpg .jpeg`` in any case, sorted by name.
+
+    Other files (keypoints, masks named ``<stem>_mask.<ext>``, anything else) are ignored.
+    Raises:
+        InputError: the folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: input folder not found")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)
+    )
+
+
+def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return np.rint(image.astype(np.float32) / 257.0).astype(np.uint8)
+    raise InputError(f"{source}: unsupported pixel type {image.dtype} (8- or 16-bit expected)")
+
+
+def decode_image(data: bytes, source: str = "<image>") -> np.ndarray:
+    """Decode image bytes to 8-bit RGB or RGBA.
+
+    Args:
+        data: the file's bytes.
+        source: file name for error messages.
+    Returns:
+        [H, W, 3] uint8 RGB, or [H, W, 4] uint8 RGBA when the file has an alpha channel.
+    Raises:
+        InputError: empty, undecodable (corrupt or truncated), unsupported pixel type, or an
+            image too small (long side < :data:`MIN_LONG_SIDE`) or too elongated
+            (> :data:`MAX_ASPECT`).
+    """
+    if len(data) == 0:
+        raise InputError(f"{source}: empty file (0 bytes)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    is_jpeg = data[:3] == b"\xff\xd8\xff"
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"{source}: cannot be decoded as an image (corrupt or truncated file)")
+    image = _to_uint8(image, source)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 2:  # grey + alpha
+        grey, alpha = image[:, :, 0], image[:, :, 1]
+        image = np.dstack((grey, grey, grey, alpha))
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    else:
+        raise InputError(f"{source}: {image.shape[2]} channels (1 to 4 expected)")
+    check_image_size(image.shape[0], image.shape[1], source)
+    return np.ascontiguousarray(image)
+
+
+def check_image_size(height: int, width: int, source: str = "<image>") -> None:
+    """Refuse images that cannot hold a person usefully (see :data:`MIN_LONG_SIDE`,
+    :data:`MAX_ASPECT`)."""
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side < MIN_LONG_SIDE:
+        raise InputError(
+            f"{source}: image is {width}x{height} pixels, too small "
+            f"(the long side must be at least {MIN_LONG_SIDE})"
+        )
+    if long_side > MAX_ASPECT * short_side:
+        raise InputError(
+            f"{source}: image is {width}x{height} pixels, aspect ratio over {MAX_ASPECT:g}:1 "
+            "(crop it around the person)"
+        )
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as 8-bit RGB(A) (:func:`decode_image`).
+
+    Raises:
+        InputError: missing or unreadable file, or see :func:`decode_image`.
+    """
+    source = os.fspath(path)
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read image ({exc.strerror or exc})") from exc
+    return decode_image(data, source)
+
+
+def keypoint_file(image_path: str | os.PathLike, keypoint_dir: str | os.PathLike | None) -> Path:
+    """The keypoint file of an image: ``<stem>_keypoints.json``, else ``<stem>_keypoints.npy``,
+    in ``keypoint_dir`` (default: the image's folder).
+
+    Raises:
+        InputError: neither exists.
+    """
+    image_path = Path(image_path)
+    folder = Path(keypoint_dir) if keypoint_dir is not None else image_path.parent
+    stem = image_stem(image_path)
+    candidates = [folder / f"{stem}_keypoints.json", folder / f"{stem}_keypoints.npy"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        f"{image_path}: no keypoint file ({candidates[0]} or {candidates[1].name} expected)"
+    )
+
+
+def load_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
+    """``(31, 3)`` float64 keypoints ``(u, v, confidence)`` from a ``.npy`` file (``(3, 31)`` is
+    transposed, as the authors' training loader does).
+
+    Raises:
+        KeypointError: unreadable file, wrong shape or non-finite values.
+    """
+    source = os.fspath(path)
+    try:
+        keypoints = np.load(source, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise KeypointError(f"{source}: cannot be read as a .npy array ({exc})") from exc
+    if keypoints.shape == (3, NUM_KEYPOINTS):
+        keypoints = keypoints.T
+    if keypoints.shape != (NUM_KEYPOINTS, 3) or not np.issubdtype(keypoints.dtype, np.number):
+        raise KeypointError(
+            f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, "
+            f"got {keypoints.dtype} {keypoints.shape}"
+        )
+    keypoints = keypoints.astype(np.float64)
+    if not np.all(np.isfinite(keypoints)):
+        rows = np.flatnonzero(~np.all(np.isfinite(keypoints), axis=1))
+        raise KeypointError(f"{source}: non-finite keypoint values in rows {rows.tolist()}")
+    return keypoints
+
+
+def load_keypoints(path: str | os.PathLike) -> np.ndarray:
+    """``(31, 3)`` keypoints ``(u, v, confidence)`` in the image's pixels, from an OpenPose JSON
+    (``.json``) or a ``.npy`` file.
+
+    Raises:
+        KeypointError: naming the file (missing, malformed, zero people, wrong shape, NaN ...).
+    """
+    if Path(path).suffix.lower() == ".npy":
+        return load_keypoints_npy(path)
+    return load_openpose_json(path)
+
+
+def check_keypoints_in_image(
+    keypoints: np.ndarray, height: int, width: int, source: str = "<keypoints>"
+) -> None:
+    """Refuse present keypoints (confidence > 0) lying outside the ``width x height`` image by
+    more than :data:`KEYPOINT_MARGIN` of its long side.
+
+    Raises:
+        KeypointError: naming the keypoints, their position and the image size.
+    """
+    margin = KEYPOINT_MARGIN * max(height, width)
+    u, v, c = keypoints[:, 0], keypoints[:, 1], keypoints[:, 2]
+    outside = (c > 0) & (
+        (u < -margin) | (u > width + margin) | (v < -margin) | (v > height + margin)
+    )
+    if outside.any():
+        shown = ", ".join(
+            f"{KEYPOINT_NAMES[i]} ({u[i]:.0f}, {v[i]:.0f})" for i in np.flatnonzero(outside)[:4]
+        )
+        more = f" and {outside.sum() - 4} more" if outside.sum() > 4 else ""
+        raise KeypointError(
+            f"{source}: keypoints outside the {width}x{height} image: {shown}{more} "
+            "(keypoints of another image or resolution?)"
+        )
+
+
+def pad_offsets(height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) pad making a ``height x width`` image square; the extra pixel of
+    an odd pad goes to the bottom/right (the authors' ``center_padding``)."""
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return top, side - height - top, left, side - width - left
+
+
+def square_image(image: np.ndarray, res: int) -> np.ndarray:
+    """Pad an [H, W, C] uint8 image to a square by border replication, then resize it to
+    ``res x res`` with bicubic interpolation (facts §1.1 step 2).
+
+    Returns:
+        [res, res, C] uint8.
+    """
+    h, w = image.shape[:2]
+    top, bottom, left, right = pad_offsets(h, w)
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    if padded.shape[0] != res:
+        padded = cv2.resize(padded, (res, res), interpolation=cv2.INTER_CUBIC)
+    return padded
+
+
+def square_mask(mask: np.ndarray, res: int) -> np.ndarray:
+    """Pad an [H, W] bool mask to a square with background, then resize it to ``res x res``
+    (area average when shrinking, bilinear when enlarging, then > 0.5).
+
+    Returns:
+        [res, res] bool.
+    """
+    h, w = mask.shape
+    top, bottom, left, right = pad_offsets(h, w)
+    padded = cv2.copyMakeBorder(
+        mask.astype(np.float32), top, bottom, left, right, cv2.BORDER_CONSTANT, value=0.0
+    )
+    if padded.shape[0] != res:
+        shrink = padded.shape[0] > res
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        padded = cv2.resize(padded, (res, res), interpolation=interpolation)
+    return padded > 0.5
+
+
+def encode_png(image: np.ndarray, source: str = "<png>") -> bytes:
+    """PNG bytes of an OpenCV-ordered image (BGR/BGRA uint8, or single-channel uint8/uint16)."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise OSError(f"{source}: OpenCV could not encode a {image.dtype} image of {image.shape}")
+    return buf.tobytes()
+
+
+def write_files(root: str | os.PathLike, files: dict[str, bytes]) -> list[Path]:
+    """Write several files under ``root`` atomically, each through a temporary file.
+
+    If one write fails, the files this call already wrote are removed again, so an item never
+    leaves part of its outputs behind.
+
+    Args:
+        root: output folder.
+        files: relative path -> content.
+    Returns:
+        the written paths.
+    """
+    written: list[Path] = []
+    try:
+        for rel, data in files.items():
+            path = Path(root) / rel
+            atomic_write_bytes(path, data)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written

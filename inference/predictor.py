@@ -1,0 +1,568 @@
+"""The 2K2K Predictor: photo + keypoints -> post-processed depth, normals, point clouds.
+
+:class:`Predictor` owns one phase-2 model (eval mode, no gradients, ``channels_last``) and does
+what the authors' ``test_02_model.py`` does per image (facts §1.1, §7.1, §7.2):
+
+1. square padding (border replication) and bicubic resize to ``res``; keypoints alike;
+2. foreground mask (:mod:`inference.background`: alpha, mask file or rembg); background RGB = 0;
+3. the fixed colour transform, brightness, contrast, saturation 0.85 each (torchvision
+   ``ColorJitter`` semantics on float images, :mod:`datasets.augment`), applied after the
+   background is blacked out, as the authors do, then ``[-1, 1]``. Their op order was random per
+   image (facts §8 item 27); here it is fixed, which changes nothing: with factors below 1 each
+   op is a convex blend that never clips, and these linear maps commute (their PIL uint8 version
+   differed between orders by rounding only);
+4. part matrices from the keypoints (missing keypoints by confidence, :mod:`utils.keypoints`);
+5. the model, batch 1;
+6. post-processing: where front depth > back depth both become 0 (this also removes the
+   background, front 6 and back 0). ``depth_mask="predicted"`` also removes pixels where the
+   refined mask output is <= 0.5 (the authors ignore that output, facts §8 item 24).
+
+The outputs of :func:`run_folder` (``test_02_model.py``) follow the authors' layout; see
+:func:`output_names`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from datasets.augment import JITTER_OPS, JitterParams, apply_jitter
+from models import CheckpointError, Model2K2K, build_model
+from models.checkpoint import extract_state_dict, load_state_dict_strict
+from models.losses import get_normal
+from models.parts import PART_NETS
+from utils.camera import REFERENCE_RES
+from utils.keypoints import (
+    NUM_KEYPOINTS,
+    KeypointError,
+    pad_and_scale_keypoints,
+    part_matrices,
+)
+
+from .background import BackgroundRemovalError, RembgMasker, alpha_mask, find_mask_file, read_mask
+from .io import (
+    InputError,
+    check_image_size,
+    check_keypoints_in_image,
+    encode_png,
+    image_stem,
+    keypoint_file,
+    list_images,
+    load_keypoints,
+    read_image,
+    square_image,
+    square_mask,
+    write_files,
+)
+from .pointcloud import AUTHORS_PLY_SCALE, BACK_COLORS, colored_point_cloud, encode_ply
+
+log = logging.getLogger(__name__)
+
+COLOR_FACTOR = 0.85
+"""The authors' fixed brightness, contrast and saturation factor at test time."""
+DEPTH_MASKS = ("order", "predicted")
+SIDES = ("front", "back")
+PART_SAVED = tuple(name for name, _, _ in PART_NETS)
+"""Part nets whose first crop is saved in ``normal_parts/`` (as the authors)."""
+_WIDTH_PROBE = ("img2normal_down.Conv1.conv.0.weight", 64)
+"""A weight whose output channels are 64 at width 1.0: a state dict's width without ``args``."""
+
+
+@dataclass
+class Prediction:
+    """The post-processed result of one image, in the square ``res x res`` frame.
+
+    Attributes:
+        image: [res, res, 3] uint8 RGB, the padded and resized input (not masked).
+        foreground: [res, res] bool, the input mask (alpha, mask file or rembg).
+        keypoints: (31, 3) keypoints ``(u, v, confidence)`` in the ``res`` frame.
+        depth_front, depth_back: [res, res] float32 D units; 0 where removed (front > back).
+        normal_front, normal_back: [3, res, res] float32 merged normals, encoded ``(n + 1) / 2``.
+        mask: [res, res] float32 refined mask output (sigmoid); the authors do not use it.
+        down_depth_front, down_depth_back: [r, r] coarse depth (r = res / 8), D units.
+        down_mask: [r, r] coarse mask (sigmoid).
+        down_normal_front, down_normal_back: [3, r, r] coarse normals, encoded.
+        part_normals: part net name -> (front, back), each [3, h, w], its first crop.
+        seconds: wall time of the forward pass.
+    """
+
+    image: np.ndarray
+    foreground: np.ndarray
+    keypoints: np.ndarray
+    depth_front: np.ndarray
+    depth_back: np.ndarray
+    normal_front: np.ndarray
+    normal_back: np.ndarray
+    mask: np.ndarray
+    down_depth_front: np.ndarray
+    down_depth_back: np.ndarray
+    down_mask: np.ndarray
+    down_normal_front: np.ndarray
+    down_normal_back: np.ndarray
+    part_normals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def res(self) -> int:
+        return self.depth_front.shape[0]
+
+    def consistency_normals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded normals of the post-processed depth (``get_normal``, the authors' ``cons/``).
+
+        Returns:
+            front, back: [3, res, res] float32 in [0, 1] (0 = background).
+        """
+        depth = torch.from_numpy(np.stack((self.depth_front, self.depth_back))[:, None])
+        normals = get_normal(depth).numpy()  # [2, 3, res, res]
+        return normals[0], normals[1]
+
+    def point_cloud(
+        self, side_fill: bool = False, back_color: str = "front", authors_scale: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Coloured points of the front and back depth in the world frame of ``utils.camera``
+        (:func:`inference.pointcloud.colored_point_cloud`).
+
+        Returns:
+            points [N, 3] float32, colours [N, 3] uint8 RGB.
+        """
+        scale = AUTHORS_PLY_SCALE if authors_scale else 1.0
+        return colored_point_cloud(
+            self.depth_front, self.depth_back, self.image, side_fill, back_color, scale
+        )
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights and training arguments (``{}`` for the authors' files) of a checkpoint.
+
+    Raises:
+        CheckpointError: missing file, not a PyTorch checkpoint, not a state dict.
+    """
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise CheckpointError(f"checkpoint not found: {source}")
+    try:
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    state = extract_state_dict(checkpoint, source)
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+    if not isinstance(args, str):
+        return state, {}
+    try:
+        parsed = json.loads(args)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: its 'args' entry is not JSON ({exc})") from exc
+    return state, parsed if isinstance(parsed, dict) else {}
+
+
+def load_phase2_model(
+    checkpoint: str | os.PathLike, res: int | None = None, width: float | None = None
+) -> Model2K2K:
+    """Build the phase-2 model a checkpoint fits and load it strictly.
+
+    ``res`` and ``width`` default to the values stored in our training checkpoints (``args``);
+    without them (the authors' ``.pth.tar``) the width is read off the weights' shapes and ``res``
+    is 2048.
+
+    Raises:
+        CheckpointError: unreadable, a phase-1 checkpoint, or weights that do not fit.
+    """
+    source = os.fspath(checkpoint)
+    state, args = read_checkpoint(source)
+    if any(k.startswith("img2normal_") for k in state) and not any(
+        k.startswith("refine.") for k in state
+    ):
+        raise CheckpointError(
+            f"{source}: a phase-1 checkpoint (no refinement net 'refine.*'); "
+            "inference needs a phase-2 checkpoint"
+        )
+    if width is None:
+        probe, channels = _WIDTH_PROBE
+        width = args.get("width") or (state[probe].shape[0] / channels if probe in state else 1.0)
+    res = res or args.get("res") or REFERENCE_RES
+    model = build_model(phase=2, res=int(res), width=float(width))
+    load_state_dict_strict(model, state, source)
+    return model
+
+
+def postprocess_depth(
+    front: np.ndarray, back: np.ndarray, mask: np.ndarray, depth_mask: str = "order"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' artefact and background removal (facts §7.2): both depths become 0 where
+    front > back; ``depth_mask="predicted"`` also where the refined mask is <= 0.5.
+
+    Args:
+        front, back: [H, W] predicted depth, D units.
+        mask: [H, W] refined mask output (sigmoid).
+    Returns:
+        new front, back arrays [H, W].
+    """
+    remove = front > back
+    if depth_mask == "predicted":
+        remove |= mask <= 0.5
+    return np.where(remove, 0, front), np.where(remove, 0, back)
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+@dataclass
+class PreparedInput:
+    """One image brought into the model's square frame.
+
+    Attributes:
+        rgb: [res, res, 3] uint8, padded (border replication) and resized (bicubic).
+        mask: [res, res] bool foreground from the alpha or the given mask; None when neither
+            exists (rembg's turn).
+        keypoints: (31, 3) ``(u, v, confidence)`` in the ``res`` frame.
+        theta: (12, 2, 3) float32 part sampling matrices.
+    """
+
+    rgb: np.ndarray
+    mask: np.ndarray | None
+    keypoints: np.ndarray
+    theta: np.ndarray
+
+
+def prepare_input(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    res: int,
+    mask: np.ndarray | None = None,
+    source: str = "<image>",
+) -> PreparedInput:
+    """Check one input and bring it into the square ``res`` frame (facts §1.1 step 2, §3).
+
+    Args:
+        image: [H, W, 3] RGB, [H, W, 4] RGBA or [H, W] grey, uint8, any size.
+        keypoints: (31, 3) ``(u, v, confidence)`` in the image's pixel frame.
+        mask: [H, W] bool foreground, used when the image has no (non-opaque) alpha.
+        res: side of the square frame.
+        source: the image's name for error messages.
+    Raises:
+        InputError, KeypointError (incl. PartPlacementError).
+    """
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise InputError(f"{source}: uint8 [H, W(, C)] image expected, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] not in (3, 4):
+        raise InputError(f"{source}: {image.shape[2]} channels (3 or 4 expected)")
+    h, w = image.shape[:2]
+    check_image_size(h, w, source)
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if keypoints.shape != (NUM_KEYPOINTS, 3):
+        raise KeypointError(f"{source}: keypoints must be (31, 3), got {keypoints.shape}")
+    check_keypoints_in_image(keypoints, h, w, source)
+    if mask is not None and mask.shape != (h, w):
+        raise InputError(f"{source}: mask is {mask.shape[::-1]} but the image is {(w, h)}")
+    alpha = alpha_mask(image, source) if image.shape[2] == 4 else None
+    if alpha is not None:
+        mask = alpha
+    kp = pad_and_scale_keypoints(keypoints, h, w, res=res)
+    _, theta = part_matrices(kp, res=res, source=source)
+    rgb = square_image(np.ascontiguousarray(image[:, :, :3]), res)
+    return PreparedInput(rgb, None if mask is None else square_mask(mask, res), kp, theta)
+
+
+class Predictor:
+    """2K2K inference on single images (see the module docstring for the steps).
+
+    Args:
+        checkpoint: a phase-2 checkpoint file (ours or the authors'), or a built
+            :class:`Model2K2K` (phase 2).
+        res: working resolution (multiple of 64); default from the checkpoint, else 2048.
+        width: channel multiplier; default from the checkpoint.
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
+        rembg_model: local U^2-Net ONNX file for images without alpha or mask.
+        color_factor: brightness, contrast and saturation factor (1.0 = no colour transform).
+        depth_mask: ``"order"`` (authors: keep front <= back) or ``"predicted"`` (also require
+            the refined mask > 0.5).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | Model2K2K,
+        res: int | None = None,
+        width: float | None = None,
+        device: str = "cpu",
+        rembg_model: str | os.PathLike | None = None,
+        color_factor: float = COLOR_FACTOR,
+        depth_mask: str = "order",
+    ) -> None:
+        if depth_mask not in DEPTH_MASKS:
+            raise ValueError(f"depth_mask must be one of {DEPTH_MASKS}, got {depth_mask!r}")
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if isinstance(checkpoint, Model2K2K):
+            model = checkpoint
+        else:
+            model = load_phase2_model(checkpoint, res, width)
+        if model.phase != 2:
+            raise ValueError("the Predictor needs a phase-2 model")
+        if res is not None and res != model.res:
+            raise ValueError(f"res {res} requested but the model was built for {model.res}")
+        self.model = model.eval().to(device=device, memory_format=torch.channels_last)
+        self.res = model.res
+        self.device = torch.device(device)
+        self.masker = RembgMasker(rembg_model)
+        self.jitter = JitterParams(JITTER_OPS, color_factor, color_factor, color_factor)
+        self.depth_mask = depth_mask
+
+    def model_input(self, rgb: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
+        """[1, 3, res, res] float32 in [-1, 1]: background black, colour transform, normalised."""
+        x = rgb.astype(np.float32) / np.float32(255) * foreground[:, :, None]
+        x = apply_jitter(x, self.jitter)
+        x = (x - np.float32(0.5)) / np.float32(0.5)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+    @torch.no_grad()
+    def predict(
+        self,
+        image: np.ndarray,
+        keypoints: np.ndarray,
+        mask: np.ndarray | None = None,
+        source: str = "<image>",
+    ) -> Prediction:
+        """Run 2K2K on one image.
+
+        Args:
+            image: [H, W, 3] RGB, [H, W, 4] RGBA or [H, W] grey, uint8, any size.
+            keypoints: (31, 3) ``(u, v, confidence)`` in the image's pixel frame.
+            mask: [H, W] bool foreground, used when the image has no (non-opaque) alpha;
+                without either, rembg computes one.
+            source: the image's name for error messages.
+        Raises:
+            InputError, KeypointError (incl. PartPlacementError), BackgroundRemovalError.
+        """
+        prep = prepare_input(image, keypoints, self.res, mask, source)
+        fg = prep.mask if prep.mask is not None else self.masker(prep.rgb, source)
+        rgb, kp = prep.rgb, prep.keypoints
+        theta_t = torch.from_numpy(prep.theta)[None].to(self.device)
+        x = self.model_input(rgb, fg).to(self.device)
+
+        start = time.perf_counter()
+        out = self.model(x, theta_t)
+        seconds = time.perf_counter() - start
+        front = _to_numpy(out["pred_depth_front"][0, 0])
+        back = _to_numpy(out["pred_depth_back"][0, 0])
+        pred_mask = _to_numpy(out["pred_depth_mask"][0, 0])
+        front, back = postprocess_depth(front, back, pred_mask, self.depth_mask)
+        parts = {
+            name: (
+                _to_numpy(out[f"pred_{name}_normal_front"][0]),
+                _to_numpy(out[f"pred_{name}_normal_back"][0]),
+            )
+            for name in PART_SAVED
+        }
+        return Prediction(
+            image=rgb,
+            foreground=fg,
+            keypoints=kp,
+            depth_front=front,
+            depth_back=back,
+            normal_front=_to_numpy(out["pred_normal_front"][0]),
+            normal_back=_to_numpy(out["pred_normal_back"][0]),
+            mask=pred_mask,
+            down_depth_front=_to_numpy(out["pred_down_depth_front"][0, 0]),
+            down_depth_back=_to_numpy(out["pred_down_depth_back"][0, 0]),
+            down_mask=_to_numpy(out["pred_down_depth_mask"][0, 0]),
+            down_normal_front=_to_numpy(out["pred_down_normal_front"][0]),
+            down_normal_back=_to_numpy(out["pred_down_normal_back"][0]),
+            part_normals=parts,
+            seconds=seconds,
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Output files (the authors' layout, facts §7.2, §7.3)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What :func:`prediction_files` writes.
+
+    Attributes:
+        normal_parts: write ``normal_parts/`` (part crops, coarse maps, masks), as the authors.
+        side_fill: write ``output_plys_c/`` (side-filled point clouds), as the authors.
+        back_color: colour of back points, one of ``inference.pointcloud.BACK_COLORS``.
+        authors_scale: divide point coordinates by 1.0367394227574303 as the authors.
+    """
+
+    normal_parts: bool = True
+    side_fill: bool = True
+    back_color: str = "front"
+    authors_scale: bool = False
+
+    def __post_init__(self) -> None:
+        if self.back_color not in BACK_COLORS:
+            raise ValueError(f"back_color must be one of {BACK_COLORS}, got {self.back_color!r}")
+
+
+def output_names(stem: str, options: OutputOptions) -> list[str]:
+    """Relative paths of one image's outputs, in writing order (the point clouds last)."""
+    names = [f"{d}/{stem}_{side}.png" for d in ("depth", "normal", "cons") for side in SIDES]
+    if options.normal_parts:
+        for kind in (*PART_SAVED, "down_normal", "down_depth"):
+            names += [f"normal_parts/{stem}_{kind}_{side}.png" for side in SIDES]
+        names += [f"normal_parts/{stem}_down_mask.png", f"normal_parts/{stem}_mask.png"]
+    names.append(f"images/{stem}.png")
+    names.append(f"output_plys/{stem}.ply")
+    if options.side_fill:
+        names.append(f"output_plys_c/{stem}.ply")
+    return names
+
+
+def depth_png16(depth: np.ndarray) -> np.ndarray:
+    """[H, W] D units -> uint16 ``trunc(D * 16384)``, clipped at 65535 (the authors' cast wraps
+    for D >= 4, facts §8 item 25)."""
+    return np.clip(np.trunc(depth.astype(np.float64) * 16384.0), 0, 65535).astype(np.uint16)
+
+
+def encoded_bgr8(normal: np.ndarray) -> np.ndarray:
+    """[3, H, W] values in [0, 1] -> [H, W, 3] uint8 BGR, so the PNG's R, G, B = channels 0, 1, 2
+    (``x * 255`` rounded and saturated, as OpenCV converts float images)."""
+    rgb = np.clip(np.rint(normal.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _mask8(mask: np.ndarray) -> np.ndarray:
+    return mask.astype(np.uint8) * 255
+
+
+def prediction_files(pred: Prediction, stem: str, options: OutputOptions) -> dict[str, bytes]:
+    """Encode every output of one image (nothing is written): relative path -> bytes, with
+    exactly the keys of :func:`output_names`."""
+    images: dict[str, np.ndarray] = {}
+    cons = pred.consistency_normals()
+    for i, side in enumerate(SIDES):
+        images[f"depth/{stem}_{side}.png"] = depth_png16((pred.depth_front, pred.depth_back)[i])
+        images[f"normal/{stem}_{side}.png"] = encoded_bgr8((pred.normal_front, pred.normal_back)[i])
+        images[f"cons/{stem}_{side}.png"] = encoded_bgr8(cons[i])
+    if options.normal_parts:
+        parts = {
+            **pred.part_normals,
+            "down_normal": (pred.down_normal_front, pred.down_normal_back),
+        }
+        for kind, pair in parts.items():
+            for side, normal in zip(SIDES, pair, strict=True):
+                images[f"normal_parts/{stem}_{kind}_{side}.png"] = encoded_bgr8(normal)
+        for side, depth in zip(SIDES, (pred.down_depth_front, pred.down_depth_back), strict=True):
+            images[f"normal_parts/{stem}_down_depth_{side}.png"] = depth_png16(depth)
+        images[f"normal_parts/{stem}_down_mask.png"] = _mask8(pred.down_depth_back > 0)
+        images[f"normal_parts/{stem}_mask.png"] = _mask8(pred.depth_back > 0)
+    fg = pred.foreground[:, :, None]
+    rgba = np.dstack((pred.image * fg, _mask8(pred.foreground)))  # the rembg-style cut-out
+    images[f"images/{stem}.png"] = rgba[:, :, [2, 1, 0, 3]]
+    files = {name: encode_png(img, name) for name, img in images.items()}
+    points, colors = pred.point_cloud(options.side_fill, options.back_color, options.authors_scale)
+    n = int((pred.depth_front > 0).sum() + (pred.depth_back > 0).sum())  # front + back first
+    files[f"output_plys/{stem}.ply"] = encode_ply(points[:n], colors[:n])
+    if options.side_fill:
+        files[f"output_plys_c/{stem}.ply"] = encode_ply(points, colors)
+    names = output_names(stem, options)
+    assert sorted(files) == sorted(names), "prediction_files and output_names disagree"
+    return {name: files[name] for name in names}
+
+
+# ------------------------------------------------------------------------------------------------
+# Folder driver
+# ------------------------------------------------------------------------------------------------
+
+ITEM_ERRORS = (InputError, KeypointError, BackgroundRemovalError, OSError, torch.OutOfMemoryError)
+"""Errors that fail one image; the batch goes on."""
+
+
+@dataclass
+class BatchReport:
+    """Result of :func:`run_folder`: images done, skipped (outputs present) and failed."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def load_item(
+    path: Path, keypoint_dir: str | os.PathLike | None, mask_dir: str | os.PathLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Read one input: the RGB(A) image, its keypoints and, when the image carries no alpha
+    mask and ``mask_dir`` has one, its mask file.
+
+    Returns:
+        image [H, W, 3|4] uint8, keypoints (31, 3), mask [H, W] bool or None.
+    """
+    image = read_image(path)
+    h, w = image.shape[:2]
+    kp_path = keypoint_file(path, keypoint_dir)
+    keypoints = load_keypoints(kp_path)
+    check_keypoints_in_image(keypoints, h, w, os.fspath(kp_path))
+    mask = None
+    has_alpha = image.shape[2] == 4 and alpha_mask(image, os.fspath(path)) is not None
+    if mask_dir is not None and not has_alpha:
+        mask_path = find_mask_file(mask_dir, image_stem(path), path)
+        if mask_path is not None:
+            mask = read_mask(mask_path, h, w)
+    return image, keypoints, mask
+
+
+def run_folder(
+    predictor: Predictor,
+    images: Sequence[Path] | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    keypoint_dir: str | os.PathLike | None = None,
+    mask_dir: str | os.PathLike | None = None,
+    options: OutputOptions | None = None,
+    skip_existing: bool = False,
+    progress: bool = True,
+) -> BatchReport:
+    """Run the Predictor on every image and write the outputs (:func:`output_names`).
+
+    A bad image (or keypoint, mask, rembg problem) is logged with its file and the reason and
+    leaves no output file; the others go on.
+
+    Args:
+        predictor: the model.
+        images: a folder (:func:`inference.io.list_images`) or a list of image files.
+        out_dir: output root (the authors' ``<save_path>/<save_name>``).
+        keypoint_dir: folder of the keypoint files (default: beside each image).
+        mask_dir: folder of mask files for images without alpha (else rembg).
+        options: what to write (default :class:`OutputOptions`).
+        skip_existing: skip images whose outputs all exist.
+        progress: show a tqdm bar.
+    """
+    options = options or OutputOptions()
+    paths = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
+    report = BatchReport()
+    for path in tqdm(paths, desc="2K2K", unit="image", disable=not progress):
+        stem = image_stem(path)
+        names = output_names(stem, options)
+        if skip_existing and all((Path(out_dir) / n).is_file() for n in names):
+            report.skipped.append(path)
+            continue
+        try:
+            image, keypoints, mask = load_item(path, keypoint_dir, mask_dir)
+            pred = predictor.predict(image, keypoints, mask, source=os.fspath(path))
+            write_files(out_dir, prediction_files(pred, stem, options))
+        except ITEM_ERRORS as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.error("FAILED %s: %s", path, message)
+            report.failed.append((path, message))
+            continue
+        log.info("%s: forward %.1f s", path.name, pred.seconds)
+        report.done.append(path)
+    return report

@@ -1,0 +1,129 @@
+"""2K2K inference on a folder of photos: depth, normals and coloured point clouds.
+
+Every ``.png .jpg .jpeg`` (any case) in ``--data_path`` needs keypoints beside it (or in
+``--keypoint_dir``): ``<stem>_keypoints.json`` (OpenPose BODY_25 + hands) or
+``<stem>_keypoints.npy`` ((31, 3) rows ``u, v, confidence`` in the image's pixels). The foreground
+comes from the image's alpha channel, else ``--mask_dir`` (``<stem>_mask.png`` or ``<stem>.png``),
+else rembg with a local U^2-Net file (``--rembg_model`` or ``$U2NET_HOME/u2net.onnx``; nothing is
+downloaded). Outputs, in the authors' layout under ``<save_path>/<save_name>/``: ``depth/``,
+``normal/``, ``cons/``, ``normal_parts/``, ``images/``, ``output_plys/``, ``output_plys_c/`` and
+``args.json``. A bad image is reported with the reason and skipped; the exit status is 1 if any
+image failed.
+
+Examples:
+    python test_02_model.py --data_path photos --checkpoint checkpoints/ckpt_bg_mask.pth.tar
+    python test_02_model.py --data_path photos --checkpoint outputs/train/p2/best.pt \\
+        --save_path result --save_name run1 --mask_dir photos/masks --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from inference import InputError, OutputOptions, Predictor, list_images, run_folder
+from inference.pointcloud import BACK_COLORS
+from inference.predictor import DEPTH_MASKS
+from models import CheckpointError
+from utils.fileio import write_text
+
+log = logging.getLogger("test_02_model")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument("--data_path", required=True, help="folder of input images")
+    io.add_argument("--checkpoint", required=True, help="phase-2 checkpoint (ours or .pth.tar)")
+    io.add_argument("--save_path", default="result", help="output root (authors: ./result)")
+    io.add_argument("--save_name", default="test", help="output folder under --save_path")
+    io.add_argument("--keypoint_dir", help="folder of <stem>_keypoints.json|npy (default: inputs)")
+    io.add_argument("--mask_dir", help="masks <stem>_mask.png or <stem>.png for images w/o alpha")
+    io.add_argument("--rembg_model", help="local u2net.onnx (default: $U2NET_HOME/u2net.onnx)")
+    io.add_argument("--skip_existing", action="store_true", help="skip images already done")
+    model = p.add_argument_group("model")
+    model.add_argument("--res", type=int, help="working resolution (default: the checkpoint's)")
+    model.add_argument("--width", type=float, help="channel multiplier (default: the checkpoint's)")
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    model.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    model.add_argument(
+        "--depth_mask",
+        choices=DEPTH_MASKS,
+        default="order",
+        help="order: keep front <= back (authors); predicted: also the refined mask > 0.5",
+    )
+    out = p.add_argument_group("point clouds and images")
+    out.add_argument(
+        "--back_color",
+        choices=BACK_COLORS,
+        default="front",
+        help="colour of back points: the front pixel's (authors), darker, or grey",
+    )
+    out.add_argument(
+        "--authors_scale",
+        action="store_true",
+        help="divide point coordinates by 1.0367394227574303 as the authors",
+    )
+    out.add_argument("--no_side_fill", action="store_true", help="do not write output_plys_c/")
+    out.add_argument("--no_normal_parts", action="store_true", help="do not write normal_parts/")
+    return p
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out_dir = Path(args.save_path) / args.save_name
+    try:
+        images = list_images(args.data_path)
+        predictor = Predictor(
+            args.checkpoint,
+            res=args.res,
+            width=args.width,
+            device=device,
+            rembg_model=args.rembg_model,
+            depth_mask=args.depth_mask,
+        )
+    except (InputError, CheckpointError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from e
+    options = OutputOptions(
+        normal_parts=not args.no_normal_parts,
+        side_fill=not args.no_side_fill,
+        back_color=args.back_color,
+        authors_scale=args.authors_scale,
+    )
+    resolved = {**vars(args), "device": device, "res": predictor.res}
+    write_text(out_dir / "args.json", json.dumps(resolved, indent=2))
+    with logging_redirect_tqdm():
+        report = run_folder(
+            predictor,
+            images,
+            out_dir,
+            keypoint_dir=args.keypoint_dir,
+            mask_dir=args.mask_dir,
+            options=options,
+            skip_existing=args.skip_existing,
+        )
+    print(
+        f"{len(report.done)} done, {len(report.skipped)} already done, "
+        f"{len(report.failed)} failed; outputs in {out_dir}"
+    )
+    for path, message in report.failed:
+        print(f"FAILED {path}: {message}", file=sys.stderr)
+    if report.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())
