@@ -4,7 +4,7 @@
 # one: --build-arg TORCH_VERSION=... --build-arg TORCHVISION_VERSION=...).
 #
 #   docker build -t 2k2k .
-#   docker run --rm --gpus all -v "$PWD/outputs:/app/outputs" 2k2k              # parity demo
+#   docker run --rm --gpus all -v "$PWD/outputs:/app/outputs" 2k2k              # the demo
 #   docker run --rm --gpus all 2k2k python -m pytest -q                           # test suite
 #   docker run --rm --gpus all --shm-size 8g -v "$PWD/data:/app/data" \
 #       -v "$PWD/outputs:/app/outputs" 2k2k python train.py --phase 1 --data_path data/synthetic
@@ -64,4 +64,4 @@ RUN pip install --no-deps -e . \
 
 USER 1000:1000
 ENV HOME=/home/app
-CMD ["python", "check_parity.py"]
+CMD ["python", "demo.py"]

@@ -68,8 +68,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--depth_head_init",
         choices=("authors", "origin"),
-        default="authors",
-        help="origin: depth outputs start at D = 2 (avoids dead ReLU6 on the body; see README)",
+        default="origin",
+        help="origin: depth outputs start at D = 2 (no dead ReLU6 on the body; README); "
+        "authors: their He-initialised heads",
     )
     p.add_argument(
         "--loss_reduction",
