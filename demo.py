@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from inference.demo import DEMO_CHECKPOINT, DEMO_DATA, format_table, run_demo, write_summary
+from inference.demo import DEMO_CHECKPOINT, DEMO_DATA, format_table, run_demo
+from inference.io import InputError
+from models import CheckpointError
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -35,8 +37,10 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run_demo(args.data, args.checkpoint, args.out, device=args.device)
-    write_summary(args.out / "summary.json", results)
+    try:
+        results = run_demo(args.data, args.checkpoint, args.out, device=args.device)
+    except (CheckpointError, InputError) as e:  # missing or unreadable weights or inputs
+        raise SystemExit(f"error: {e}") from e
     print(format_table(results))
     print(f"meshes in {args.out / 'output_objs'}, panel {args.out / 'panel.png'}")
 

@@ -81,7 +81,10 @@ def resolve_options(args: argparse.Namespace) -> PoissonOptions:
     """Defaults (or the authors' settings) with the given arguments on top."""
     base = AUTHORS_OPTIONS if args.authors else PoissonOptions()
     names = ("depth", "point_weight", "scale", "samples_per_node", "normals", "normal_neighbors")
-    changes = {n: getattr(args, n) for n in (*names, "density_quantile") if getattr(args, n)}
+    # "is not None": 0 is a value (--point_weight 0 is unscreened Poisson), not "unset"
+    changes = {
+        n: getattr(args, n) for n in (*names, "density_quantile") if getattr(args, n) is not None
+    }
     changes.update({n: True for n in ("linear_fit", "largest_component") if getattr(args, n)})
     if args.authors_scale:
         # inference imports torch: only here, so --jobs workers (which re-import this script

@@ -33,6 +33,7 @@ import numpy as np
 import open3d as o3d
 
 from evaluation.geometry import check_mesh, face_normals
+from meshing.poisson import vertex_normals
 from render.mesh import rotation_y
 
 ICON_YAWS = (0.0, 90.0, 180.0, 270.0)
@@ -90,17 +91,6 @@ class OrthoViews:
         rays[:, :3] = origins @ r  # R^T x for row vectors
         rays[:, 3:] = np.array([0.0, 0.0, -1.0]) @ r
         return rays
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[V, 3] unit vertex normals: area-weighted mean of the adjacent face normals (0 if none)."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    weighted = np.cross(b - a, c - a)  # [F, 3], length = 2 * area
-    n = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(n, faces[:, k], weighted)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
 
 
 def render_normals(

@@ -115,7 +115,7 @@ def run_demo(
     """Run the whole path on every image of ``data_dir/images``; returns metrics per image.
 
     Writes the authors' output layout under ``out_dir`` (depth, normal, cons, images,
-    output_plys, output_plys_c), ``output_objs/<stem>.obj``, ``evaluation.json`` and
+    output_plys, output_plys_c), ``output_objs/<stem>.obj``, ``summary.json`` and
     ``panel.png``.
     """
     start = time.perf_counter()
@@ -138,7 +138,7 @@ def run_demo(
     if not items:
         raise FileNotFoundError(f"{data_dir / 'images'}: no demo images")
     results = {item.stem: item.metrics for item in items}
-    write_json(out_dir / "evaluation.json", results)
+    write_summary(out_dir / "summary.json", results)
     write_png(str(out_dir / "panel.png"), grid([t for i in items for t in panel_row(i)], 7))
     log.info("demo done in %.1f s", time.perf_counter() - start)
     return results
@@ -155,7 +155,7 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 def _mean(results: dict[str, dict[str, float]]) -> dict[str, float]:
     keys = {k for m in results.values() for k in m}
-    return {k: float(np.mean([m[k] for m in results.values() if k in m])) for k in keys}
+    return {k: float(np.nanmean([m[k] for m in results.values() if k in m])) for k in keys}
 
 
 def write_summary(path: Path, results: dict[str, dict[str, float]]) -> None:

@@ -353,6 +353,8 @@ class Predictor:
 
         start = time.perf_counter()
         out = self.model(x, theta_t)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # CUDA runs asynchronously: time the work
         seconds = time.perf_counter() - start
         front = _to_numpy(out["pred_depth_front"][0, 0])
         back = _to_numpy(out["pred_depth_back"][0, 0])
@@ -533,7 +535,8 @@ def run_folder(
     """Run the Predictor on every image and write the outputs (:func:`output_names`).
 
     A bad image (or keypoint, mask, rembg problem) is logged with its file and the reason and
-    leaves no output file; the others go on.
+    leaves no output file; the others go on. An image with the stem of an earlier one
+    (``a.png``, ``a.jpg``) fails too, instead of overwriting that one's outputs.
 
     Args:
         predictor: the model.
@@ -548,8 +551,15 @@ def run_folder(
     options = options or OutputOptions()
     paths = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
     report = BatchReport()
+    stems: dict[str, Path] = {}
     for path in tqdm(paths, desc="2K2K", unit="image", disable=not progress):
         stem = image_stem(path)
+        if stem in stems:  # a.png and a.jpg: the second would overwrite (or "skip") the first
+            message = f"{path}: same name as {stems[stem].name}, whose outputs it would replace"
+            log.error("FAILED %s", message)
+            report.failed.append((path, message))
+            continue
+        stems[stem] = path
         names = output_names(stem, options)
         if skip_existing and all((Path(out_dir) / n).is_file() for n in names):
             report.skipped.append(path)

@@ -573,6 +573,21 @@ def test_failed_write_leaves_nothing(sheet_predictor: Predictor, tmp_path: Path)
     assert [p for p in out.rglob("*") if p.is_file()] == []
 
 
+def test_same_stem_does_not_overwrite(sheet_predictor: Predictor, tmp_path: Path) -> None:
+    """a.PNG and a.png share every output name: the second fails instead of replacing the
+    first's outputs (or being "skipped" as already done)."""
+    png = write_syn_item(tmp_path / "in", "a")
+    upper = png.with_suffix(".PNG")
+    upper.write_bytes(png.read_bytes())
+    out = tmp_path / "out"
+    report = run_folder(sheet_predictor, tmp_path / "in", out, progress=False)
+    assert [p.name for p in report.done] == ["a.PNG"]
+    assert [p.name for p, _ in report.failed] == ["a.png"]
+    assert "same name as a.PNG" in report.failed[0][1]
+    again = run_folder(sheet_predictor, [upper, png], out, skip_existing=True, progress=False)
+    assert again.skipped == [upper] and [p for p, _ in again.failed] == [png]
+
+
 def test_script_main(checkpoint: Path, tmp_path: Path) -> None:
     import test_02_model
 

@@ -139,6 +139,10 @@ def test_authors_scaled_clouds() -> None:
     assert options.camera_z == pytest.approx(1 / AUTHORS_PLY_SCALE)
     authors = resolve_options(get_parser().parse_args(["--authors", "--depth", "9"]))
     assert authors == dataclasses.replace(AUTHORS_OPTIONS, depth=9, threads=authors.threads)
+    unscreened = resolve_options(get_parser().parse_args(["--point_weight", "0"]))
+    assert unscreened.point_weight == 0.0  # 0 is a value, not "use the default"
+    with pytest.raises(SystemExit, match="depth must be"):
+        main(get_parser().parse_args(["--depth", "0"]))
     front, back = sphere_ranges(128)
     points = np.concatenate((backproject(front)[0], backproject(back)[0])) / AUTHORS_PLY_SCALE
     assert pixel_lattice(points, camera_z=options.camera_z) == 128
