@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from datasets.augment import JITTER_OPS, JitterParams, apply_jitter
 from models import CheckpointError, Model2K2K, build_model
-from models.checkpoint import extract_state_dict, load_state_dict_strict
+from models.checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint_file
 from models.losses import get_normal
 from models.parts import PART_NETS
 from utils.camera import REFERENCE_RES
@@ -147,12 +147,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         CheckpointError: missing file, not a PyTorch checkpoint, not a state dict.
     """
     source = os.fspath(path)
-    if not os.path.isfile(source):
-        raise CheckpointError(f"checkpoint not found: {source}")
-    try:
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    checkpoint = read_checkpoint_file(source)
     state = extract_state_dict(checkpoint, source)
     args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
     if not isinstance(args, str):

@@ -73,6 +73,17 @@ def load_state_dict_strict(
     model.load_state_dict(state, strict=not allow)
 
 
+def read_checkpoint_file(path: str | os.PathLike) -> object:
+    """``torch.load`` a checkpoint on the CPU (``weights_only``); one clear error if it fails."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise CheckpointError(f"checkpoint not found: {source}")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/foreign files
+        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+
+
 def load_checkpoint(
     model: nn.Module, path: str | os.PathLike, allow_missing: Iterable[str] = ()
 ) -> dict:
@@ -82,11 +93,6 @@ def load_checkpoint(
         the whole checkpoint dict (optimizer state, epoch ... when present).
     """
     source = os.fspath(path)
-    if not os.path.isfile(source):
-        raise CheckpointError(f"checkpoint not found: {source}")
-    try:
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    checkpoint = read_checkpoint_file(source)
     load_state_dict_strict(model, extract_state_dict(checkpoint, source), source, allow_missing)
     return checkpoint if isinstance(checkpoint, dict) else {}

@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from models.checkpoint import CheckpointError, extract_state_dict
+from models.checkpoint import CheckpointError, extract_state_dict, read_checkpoint_file
 from utils.fileio import atomic_write_bytes
 
 KEPT = ("version", "args", "epoch", "global_step")
@@ -28,12 +28,9 @@ def export_weights(src: str | os.PathLike, dst: str | os.PathLike) -> dict:
         the exported dict (``"model"`` state dict plus the kept entries present in ``src``).
     """
     source = os.fspath(src)
-    if not os.path.isfile(source):
-        raise CheckpointError(f"checkpoint not found: {source}")
-    try:
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise CheckpointError(f"{source}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    checkpoint = read_checkpoint_file(source)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{source}: expected a dict, got {type(checkpoint).__name__}")
     exported = {"model": extract_state_dict(checkpoint, source)}
     exported.update({k: checkpoint[k] for k in KEPT if k in checkpoint})
     buffer = io.BytesIO()
