@@ -16,6 +16,7 @@ import logging
 import math
 import random
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,109 @@ def _checkpoint_state(
     }
 
 
+@dataclass
+class Position:
+    """Where training stands: the next epoch and step in it, steps done, best validation."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best: float = math.inf
+
+
+def resume_position(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    info: DistInfo,
+) -> tuple[Position, Path | str | None]:
+    """Load ``--resume`` (``auto``: ``<out_dir>/last.pt`` when present) into the model, optimizer,
+    scaler and random states; returns the position to continue from and the file."""
+    out_dir = Path(args.out_dir)
+    resume = out_dir / "last.pt" if args.resume == "auto" else args.resume
+    found = gather_objects(bool(resume) and Path(resume).is_file(), info)
+    if len(set(found)) > 1:
+        raise FileNotFoundError(
+            f"{resume}: visible to some processes only ({found}); --out_dir must be shared"
+        )
+    if not found[0]:
+        if args.resume not in (None, "auto"):
+            raise FileNotFoundError(f"{args.resume}: checkpoint to resume from not found")
+        return Position(), resume
+    state = torch.load(resume, map_location="cpu", weights_only=True)
+    check_resume_args(json.loads(state["args"]), args, state["world_size"], info, resume)
+    unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    pos = Position(state["epoch"], state["step_in_epoch"], state["global_step"], state["best"])
+    set_rng_states(state["rng"])
+    log.info("resumed from %s at epoch %d step %d", resume, pos.epoch, pos.step)
+    if info.is_main:
+        truncate_logs(out_dir, pos.global_step, pos.epoch)
+    return pos, resume
+
+
+def validation_loader(
+    val_set: ReconDataset | None, args: argparse.Namespace, info: DistInfo
+) -> DataLoader | None:
+    """This process's share of the validation set, one sample per batch (``None``: no set)."""
+    if val_set is None:
+        return None
+    sampler = DistributedSampler(
+        val_set, num_replicas=info.world_size, rank=info.rank, shuffle=False
+    )
+    return DataLoader(
+        val_set,
+        batch_size=1,
+        sampler=sampler,
+        num_workers=args.workers,
+        collate_fn=collate_skip_none,
+    )
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: dict,
+    loss_fn: Loss2K2K,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    use_amp: bool,
+    info: DistInfo,
+    where: str,
+) -> dict[str, float]:
+    """One optimisation step; returns the losses averaged over processes.
+
+    Raises:
+        NonFiniteLossError: on every process when any process's loss is not finite (``where``
+            and the batch's files go into the message).
+    """
+    autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
+    with autocast:
+        outputs = model(batch["image"], batch["theta"])
+    outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
+    losses = loss_fn(outputs, batch, unwrap(model).geometry)
+    total = losses["total"]
+    finite = reduce_mean({"finite": float(torch.isfinite(total.detach()))}, info)
+    if finite["finite"] < 1.0:  # every rank stops together
+        raise NonFiniteLossError(
+            f"{where}: loss {float(total.detach())} "
+            f"({ {k: float(v.detach()) for k, v in losses.items()} }) on {batch['path']}"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return reduce_mean({k: float(v.detach()) for k, v in losses.items()}, info)
+
+
+def log_values(writer: object | None, prefix: str, values: dict[str, float], step: int) -> None:
+    """TensorBoard scalars ``<prefix>/<key>`` (nothing without a writer)."""
+    if writer is not None:
+        for k, v in values.items():
+            writer.add_scalar(f"{prefix}/{k}", v, step)
+
+
 def train(args: argparse.Namespace) -> dict[str, float]:
     """Run training as configured by ``train.py``'s arguments; returns the last validation."""
     info = init_distributed(args.device)
@@ -314,28 +418,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError("--bad_samples skip is not supported with several processes (DDP)")
     use_amp = args.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, start_step, global_step, best = 0, 0, 0, math.inf
-    resume = out_dir / "last.pt" if args.resume == "auto" else args.resume
-    found = gather_objects(bool(resume) and Path(resume).is_file(), info)
-    if len(set(found)) > 1:
-        raise FileNotFoundError(
-            f"{resume}: visible to some processes only ({found}); --out_dir must be shared"
-        )
-    if found[0]:
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        check_resume_args(json.loads(state["args"]), args, state["world_size"], info, resume)
-        unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
-        global_step, best = state["global_step"], state["best"]
-        set_rng_states(state["rng"])
-        log.info("resumed from %s at epoch %d step %d", resume, start_epoch, start_step)
-        if info.is_main:
-            truncate_logs(out_dir, global_step, start_epoch)
-    elif args.resume not in (None, "auto"):
-        raise FileNotFoundError(f"{args.resume}: checkpoint to resume from not found")
-    if start_epoch >= args.epochs:
+    pos, resume = resume_position(args, model, optimizer, scaler, info)
+    if pos.epoch >= args.epochs:
         log.info("%s: all %d epochs are done; nothing to train", resume, args.epochs)
         cleanup(info)
         return {}
@@ -348,33 +432,20 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     if info.is_main and args.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        purge = global_step + 1 if global_step else None  # drop events a resume rewrites
+        purge = pos.global_step + 1 if pos.global_step else None  # drop events a resume rewrites
         writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge)
-    val_loader = None
-    if val_set is not None:
-        val_sampler = DistributedSampler(
-            val_set, num_replicas=info.world_size, rank=info.rank, shuffle=False
-        )
-        val_loader = DataLoader(
-            val_set,
-            batch_size=1,
-            sampler=val_sampler,
-            num_workers=args.workers,
-            collate_fn=collate_skip_none,
-        )
-    geometry = unwrap(model).geometry
+    val_loader = validation_loader(val_set, args, info)
     metrics: dict[str, float] = {}
-    log_path = out_dir / "train_log.jsonl"
-    if args.validate_first and val_loader is not None and global_step == 0:
+    if args.validate_first and val_loader is not None and pos.global_step == 0:
         initial, _ = validate(model, val_loader, loss_fn, args.phase, info)
         if info.is_main:
             log.info("validation before training: %s", initial)
             append_jsonl(out_dir / "val_log.jsonl", {"epoch": -1, "global_step": 0, **initial})
     stop = False
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(pos.epoch, args.epochs):
         train_set.set_epoch(epoch)
         batches = epoch_batches(sampler, epoch, args.batch_size)
-        first = start_step if epoch == start_epoch else 0
+        first = pos.step if epoch == pos.epoch else 0
         loader = DataLoader(
             train_set,
             batch_sampler=batches[first:],
@@ -388,7 +459,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             disable=not info.is_main or not args.progress,
         )
         for step, batch in enumerate(bar, start=first):
-            if args.max_steps and global_step >= args.max_steps:
+            if args.max_steps and pos.global_step >= args.max_steps:
                 stop = True
                 break
             lr = cosine_warm_restarts(epoch + step / iters, args.lr)
@@ -398,40 +469,20 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                 log.warning("epoch %d step %d: every sample of the batch was skipped", epoch, step)
                 continue
             batch = to_device(batch, info.device)
-            autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
-            with autocast:
-                outputs = model(batch["image"], batch["theta"])
-            outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
-            losses = loss_fn(outputs, batch, geometry)
-            total = losses["total"]
-            finite = reduce_mean({"finite": float(torch.isfinite(total.detach()))}, info)
-            if finite["finite"] < 1.0:  # every rank stops together
-                raise NonFiniteLossError(
-                    f"epoch {epoch} step {step}: loss {float(total.detach())} "
-                    f"({ {k: float(v.detach()) for k, v in losses.items()} }) on {batch['path']}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            global_step += 1
-            values = reduce_mean({k: float(v.detach()) for k, v in losses.items()}, info)
+            where = f"epoch {epoch} step {step}"
+            values = train_step(model, batch, loss_fn, optimizer, scaler, use_amp, info, where)
+            pos.global_step += 1
             if info.is_main:
-                record = {"epoch": epoch, "step": step, "global_step": global_step, "lr": lr}
-                append_jsonl(log_path, {**record, **values})
+                record = {"epoch": epoch, "step": step, "global_step": pos.global_step, "lr": lr}
+                append_jsonl(out_dir / "train_log.jsonl", {**record, **values})
                 bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{lr:.2e}")
-                if writer is not None:
-                    for k, v in values.items():
-                        writer.add_scalar(f"train/{k}", v, global_step)
-                    writer.add_scalar("train/lr", lr, global_step)
-            done_in_epoch = step + 1
-            at_max = bool(args.max_steps) and global_step >= args.max_steps
-            periodic = bool(args.save_every) and global_step % args.save_every == 0
+                log_values(writer, "train", {**values, "lr": lr}, pos.global_step)
+            at_max = bool(args.max_steps) and pos.global_step >= args.max_steps
+            periodic = bool(args.save_every) and pos.global_step % args.save_every == 0
             if info.is_main and (at_max or periodic):
                 # (epoch, iters) resumes straight into this epoch's validation and checkpoints
-                position = (epoch, done_in_epoch, global_step, best)
-                world = info.world_size
-                state = _checkpoint_state(model, optimizer, scaler, world, args, *position)
+                at = (epoch, step + 1, pos.global_step, pos.best)
+                state = _checkpoint_state(model, optimizer, scaler, info.world_size, args, *at)
                 save_training_checkpoint(out_dir / "last.pt", state)
         if stop:
             break
@@ -439,20 +490,17 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             metrics, panel = validate(model, val_loader, loss_fn, args.phase, info)
             if info.is_main:
                 log.info("epoch %d validation: %s", epoch, metrics)
-                record = {"epoch": epoch, "global_step": global_step, **metrics}
+                record = {"epoch": epoch, "global_step": pos.global_step, **metrics}
                 append_jsonl(out_dir / "val_log.jsonl", record)
-                if writer is not None:
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"val/{k}", v, epoch + 1)
-                    if panel is not None:
-                        writer.add_image("val/panel", panel, epoch + 1, dataformats="HWC")
+                log_values(writer, "val", metrics, epoch + 1)
+                if writer is not None and panel is not None:
+                    writer.add_image("val/panel", panel, epoch + 1, dataformats="HWC")
         if info.is_main:
-            improved = bool(metrics) and metrics[BEST_METRIC[args.phase]] < best
+            improved = bool(metrics) and metrics[BEST_METRIC[args.phase]] < pos.best
             if improved:
-                best = metrics[BEST_METRIC[args.phase]]
-            state = _checkpoint_state(
-                model, optimizer, scaler, info.world_size, args, epoch + 1, 0, global_step, best
-            )
+                pos.best = metrics[BEST_METRIC[args.phase]]
+            at = (epoch + 1, 0, pos.global_step, pos.best)
+            state = _checkpoint_state(model, optimizer, scaler, info.world_size, args, *at)
             save_training_checkpoint(out_dir / "last.pt", state)
             if args.ckpt_every and (epoch + 1) % args.ckpt_every == 0:
                 save_training_checkpoint(out_dir / f"epoch_{epoch + 1:03d}.pt", state)
@@ -465,7 +513,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     if info.is_main:
         summary = {
             "world_size": info.world_size,
-            "global_step": global_step,
+            "global_step": pos.global_step,
             "parameter_checksums": checksums,  # one per rank: DDP keeps them equal
             "validation": metrics,
         }
