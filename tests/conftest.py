@@ -81,3 +81,12 @@ def synthetic_training_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
         root, num=3, res=256, yaws=(-30, 0, 30), seed=0, val_items=1, progress=False
     )
     return root, train, val
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (tiny models are faster so on the shared 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,13 +26,7 @@ from inference.background import RembgMasker
 from inference.predictor import output_names
 from models import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny model: faster on one thread
 
 
 @pytest.fixture(scope="module")

@@ -64,13 +64,7 @@ SHARED_SITH = Path(__file__).resolve().parents[2] / "shared" / "data" / "sith_ex
 CROP_X0, CROP_X1, SMALL_W, SMALL_H = 300, 1700, 350, 512
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tiny model is faster on one thread, and the 2-core machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny model: faster on one thread
 
 
 def range_to_d(r: np.ndarray) -> np.ndarray:
