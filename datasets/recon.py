@@ -41,7 +41,7 @@ from datasets.augment import (
     soften_boundary,
 )
 from utils.camera import png_to_depth_units
-from utils.keypoints import NUM_KEYPOINTS, KeypointError, part_matrices
+from utils.keypoints import KeypointError, part_matrices, read_keypoints_npy
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,7 @@ def read_theta(path: Path, res: int) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: missing")
     try:
-        keypoints = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise DatasetError(f"{path}: cannot be read as .npy ({e})") from e
-    if keypoints.shape == (3, NUM_KEYPOINTS):
-        keypoints = keypoints.T
-    try:
-        _, theta = part_matrices(keypoints, res, source=str(path))
+        _, theta = part_matrices(read_keypoints_npy(path), res, source=str(path))
     except KeypointError as e:
         raise DatasetError(str(e)) from e
     return theta

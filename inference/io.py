@@ -28,6 +28,7 @@ from utils.keypoints import (
     NUM_KEYPOINTS,
     KeypointError,
     load_openpose_json,
+    read_keypoints_npy,
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -170,12 +171,7 @@ def load_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
         KeypointError: unreadable file, wrong shape or non-finite values.
     """
     source = os.fspath(path)
-    try:
-        keypoints = np.load(source, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise KeypointError(f"{source}: cannot be read as a .npy array ({exc})") from exc
-    if keypoints.shape == (3, NUM_KEYPOINTS):
-        keypoints = keypoints.T
+    keypoints = read_keypoints_npy(source)
     if keypoints.shape != (NUM_KEYPOINTS, 3) or not np.issubdtype(keypoints.dtype, np.number):
         raise KeypointError(
             f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, "

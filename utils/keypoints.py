@@ -248,6 +248,21 @@ def load_openpose_json(path: str | os.PathLike) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
+def read_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
+    """The array of a keypoint ``.npy`` file, ``(3, 31)`` transposed to ``(31, 3)`` as the authors'
+    training loader does; its shape and values are the caller's to check.
+
+    Raises:
+        KeypointError: the file cannot be read as a ``.npy`` array.
+    """
+    source = os.fspath(path)
+    try:
+        keypoints = np.load(source, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise KeypointError(f"{source}: cannot be read as a .npy array ({exc})") from exc
+    return keypoints.T if keypoints.shape == (3, NUM_KEYPOINTS) else keypoints
+
+
 def _check_keypoints(keypoints: np.ndarray, source: str, columns: int = 3) -> np.ndarray:
     arr = np.asarray(keypoints, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != NUM_KEYPOINTS or arr.shape[1] < columns:
