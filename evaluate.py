@@ -38,15 +38,10 @@ from evaluation.geometry import (
     load_mesh,
     mesh_metrics,
     render_frame_to_scan,
+    scan_ground_truth,
 )
-from evaluation.normal_images import (
-    ICON_YAWS,
-    OrthoViews,
-    compare_normal_images,
-    normal_panel,
-    render_normals,
-)
-from render.mesh import DATASETS, RenderInputError, scan_files, scan_transform
+from evaluation.normal_images import ICON_YAWS, normal_images, normal_panel
+from render.mesh import DATASETS, RenderInputError
 from utils.fileio import write_image, write_json
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
@@ -145,9 +140,9 @@ def ground_truth(
             raise FileNotFoundError(f"{name}: no ground-truth mesh with this name under {args.gt}")
         v, f = load_mesh(gt_files[name])
         return v, f, gt_files[name], lambda x: x
-    path, _ = scan_files(args.data_path, args.data_name, name, args.mesh_format)
-    transform, facing = scan_transform(args.data_path, args.data_name, name, args.mesh_format)
-    v, f = load_mesh(path)
+    v, f, path, transform, facing = scan_ground_truth(
+        args.data_path, args.data_name, name, args.mesh_format
+    )
     return v, f, path, lambda x: render_frame_to_scan(x, transform, args.yaw, facing)
 
 
@@ -166,10 +161,10 @@ def evaluate_item(
     pv, gv = pv * to_cm, gv * to_cm
     row.update(mesh_metrics(pv, pf, gv, gf, args.num_samples, args.fscore_threshold, args.seed))
     if not args.no_normals:
-        views = OrthoViews.framing(gv, args.normal_res, tuple(args.normal_yaws))
-        pn, pm = render_normals(pv, pf, views, smooth=not args.flat_normals)
-        gn, gm = render_normals(gv, gf, views, smooth=not args.flat_normals)
-        row.update(compare_normal_images(pn, pm, gn, gm))
+        errors, pn, gn = normal_images(
+            pv, pf, gv, gf, args.normal_res, tuple(args.normal_yaws), not args.flat_normals
+        )
+        row.update(errors)
         if args.save_normals:
             panel = normal_panel(pn, gn)
             write_image(Path(args.save_normals) / f"{name}.png", panel[:, :, ::-1].copy())

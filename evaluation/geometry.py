@@ -36,7 +36,7 @@ import numpy as np
 import open3d as o3d
 import trimesh
 
-from render.mesh import ScanTransform, view_rotation
+from render.mesh import ScanTransform, scan_files, scan_transform, view_rotation
 
 
 class MeshInputError(ValueError):
@@ -235,6 +235,21 @@ def render_frame_to_scan(
     normalised = np.asarray(points, dtype=np.float64) @ r  # R^T x: undo the view yaw
     unrotated = normalised @ transform.rotation / transform.post_scale  # R_f^T x / post_scale
     return unrotated * transform.scale + transform.center
+
+
+def scan_ground_truth(
+    data_path: str | os.PathLike, data_name: str, item: str, mesh_format: str = "ply"
+) -> tuple[np.ndarray, np.ndarray, Path, ScanTransform, float]:
+    """The scan of a rendered item, and what maps a reconstruction of one of its views into it.
+
+    Returns:
+        scan vertices [V, 3] and faces [F, 3] in its own units, the scan file, and the item's
+        normalisation and facing for :func:`render_frame_to_scan`.
+    """
+    path, _ = scan_files(data_path, data_name, item, mesh_format)
+    transform, facing = scan_transform(data_path, data_name, item, mesh_format)
+    vertices, faces = load_mesh(path)
+    return vertices, faces, path, transform, facing
 
 
 def similarity_transform(vertices: np.ndarray, matrix: np.ndarray) -> np.ndarray:

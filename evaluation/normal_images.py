@@ -165,6 +165,34 @@ def compare_normal_images(
     }
 
 
+def normal_images(
+    pred_vertices: np.ndarray,
+    pred_faces: np.ndarray,
+    gt_vertices: np.ndarray,
+    gt_faces: np.ndarray,
+    res: int = 512,
+    yaws_deg: tuple[float, ...] = ICON_YAWS,
+    smooth: bool = True,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Normal images of a prediction and its GT, framed on the GT, and their errors.
+
+    Args:
+        pred_vertices: [V, 3], pred_faces: [F, 3]; gt_vertices: [V', 3], gt_faces: [F', 3],
+            in the same frame (+Y up).
+        res: image side in pixels; yaws_deg: view yaws in degrees.
+        smooth: interpolated vertex normals (else face normals).
+    Returns:
+        :func:`compare_normal_images`' errors and the predicted and GT normal images
+        [N, res, res, 3] (0 = background).
+    """
+    views = OrthoViews.framing(
+        check_mesh(gt_vertices, gt_faces, "ground-truth mesh")[0], res, yaws_deg
+    )
+    pn, pm = render_normals(pred_vertices, pred_faces, views, smooth)
+    gn, gm = render_normals(gt_vertices, gt_faces, views, smooth)
+    return compare_normal_images(pn, pm, gn, gm), pn, gn
+
+
 def normal_image_errors(
     pred_vertices: np.ndarray,
     pred_faces: np.ndarray,
@@ -174,20 +202,8 @@ def normal_image_errors(
     yaws_deg: tuple[float, ...] = ICON_YAWS,
     smooth: bool = True,
 ) -> dict[str, float]:
-    """Normal-image errors of a prediction against its GT, framed on the GT (module docstring).
-
-    Args:
-        pred_vertices: [V, 3], pred_faces: [F, 3]; gt_vertices: [V', 3], gt_faces: [F', 3],
-            in the same frame (+Y up).
-        res: image side in pixels; yaws_deg: view yaws in degrees.
-        smooth: interpolated vertex normals (else face normals).
-    """
-    views = OrthoViews.framing(
-        check_mesh(gt_vertices, gt_faces, "ground-truth mesh")[0], res, yaws_deg
-    )
-    pn, pm = render_normals(pred_vertices, pred_faces, views, smooth)
-    gn, gm = render_normals(gt_vertices, gt_faces, views, smooth)
-    return compare_normal_images(pn, pm, gn, gm)
+    """The errors of :func:`normal_images` alone (module docstring)."""
+    return normal_images(pred_vertices, pred_faces, gt_vertices, gt_faces, res, yaws_deg, smooth)[0]
 
 
 def normal_panel(pred_normals: np.ndarray, gt_normals: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from evaluation.geometry import load_mesh, mesh_metrics, render_frame_to_scan
-from evaluation.normal_images import OrthoViews, compare_normal_images, render_normals
+from evaluation.geometry import load_mesh, mesh_metrics, render_frame_to_scan, scan_ground_truth
+from evaluation.normal_images import normal_images
 from inference.io import image_stem, list_images, write_files
 from inference.predictor import (
     OutputOptions,
@@ -29,7 +29,6 @@ from inference.predictor import (
 )
 from meshing.batch import mesh_file
 from meshing.poisson import PoissonOptions
-from render.mesh import scan_files, scan_transform
 from utils.fileio import write_json
 from utils.visualize import depth_rgb8, grid, label, to_rgb8, write_png
 
@@ -59,26 +58,22 @@ class DemoItem:
     prediction: Prediction
     mesh: Path
     metrics: dict[str, float]
-    views: tuple[np.ndarray, np.ndarray, np.ndarray]  # pred / GT normal images, pred coverage
+    views: tuple[np.ndarray, np.ndarray]  # predicted / GT normal images [N, TILE, TILE, 3]
 
 
 def evaluate_against_scan(
     mesh: Path, data_dir: Path, stem: str
-) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """Metrics (cm) of a reconstruction of the yaw-0 view against its scan (metres), and the
     predicted and GT normal images at :data:`PANEL_YAWS` framed on the GT."""
     pv, pf = load_mesh(mesh)
-    gt_path, _ = scan_files(data_dir, DATA_NAME, stem)
-    transform, facing = scan_transform(data_dir, DATA_NAME, stem)
-    gv, gf = load_mesh(gt_path)
+    gv, gf, _, transform, facing = scan_ground_truth(data_dir, DATA_NAME, stem)
     pv = render_frame_to_scan(pv, transform, VIEW_YAW, facing) * 100.0  # metres -> cm
     gv = gv * 100.0
     metrics = mesh_metrics(pv, pf, gv, gf, num_samples=100_000, fscore_threshold=1.0)
-    views = OrthoViews.framing(gv, res=TILE, yaws_deg=PANEL_YAWS)
-    pn, pm = render_normals(pv, pf, views)
-    gn, gm = render_normals(gv, gf, views)
-    metrics.update(compare_normal_images(pn, pm, gn, gm))
-    return metrics, (pn, gn, pm)
+    errors, pn, gn = normal_images(pv, pf, gv, gf, res=TILE, yaws_deg=PANEL_YAWS)
+    metrics.update(errors)
+    return metrics, (pn, gn)
 
 
 def _normal_tile(normals: np.ndarray) -> np.ndarray:
@@ -93,7 +88,7 @@ def panel_row(item: DemoItem) -> list[np.ndarray]:
     pred = item.prediction
     fg = pred.foreground[:, :, None].astype(bool)
     rgb = np.where(fg, pred.image, 255).astype(np.uint8)
-    pn, gn, _ = item.views
+    pn, gn = item.views
     return [
         label(cv2.resize(rgb, (TILE, TILE), interpolation=cv2.INTER_AREA), item.stem),
         label(to_rgb8(torch.from_numpy(pred.normal_front), 0, 1, TILE), "normal front"),
