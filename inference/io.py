@@ -28,6 +28,7 @@ from utils.keypoints import (
     NUM_KEYPOINTS,
     KeypointError,
     load_openpose_json,
+    pad_offsets,
     read_keypoints_npy,
 )
 
@@ -219,14 +220,6 @@ def check_keypoints_in_image(
             f"{source}: keypoints outside the {width}x{height} image: {shown}{more} "
             "(keypoints of another image or resolution?)"
         )
-
-
-def pad_offsets(height: int, width: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) pad making a ``height x width`` image square; the extra pixel of
-    an odd pad goes to the bottom/right (the authors' ``center_padding``)."""
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    return top, side - height - top, left, side - width - left
 
 
 def square_image(image: np.ndarray, res: int) -> np.ndarray:

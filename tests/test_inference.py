@@ -40,7 +40,6 @@ from inference.io import (
     InputError,
     decode_image,
     list_images,
-    pad_offsets,
     square_image,
     square_mask,
 )
@@ -55,7 +54,7 @@ from inference.predictor import (
 from models import CheckpointError, build_model
 from render.raycast import RayCaster
 from utils.camera import DEPTH_F, focal_length, pixel_rays
-from utils.keypoints import load_openpose_json, pad_and_scale_keypoints
+from utils.keypoints import load_openpose_json, pad_and_scale_keypoints, pad_offsets
 
 RES = 256
 WIDTH = 0.125

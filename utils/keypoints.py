@@ -277,6 +277,14 @@ def _valid_mask(keypoints: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(keypoints[:, :3]), axis=1) & (keypoints[:, 2] > 0)
 
 
+def pad_offsets(height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) pad making a ``height x width`` image square; the extra pixel of
+    an odd pad goes to the bottom/right (the authors' ``center_padding``, facts §1.1)."""
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return top, side - height - top, left, side - width - left
+
+
 def pad_and_scale_keypoints(
     keypoints: np.ndarray, height: int, width: int, res: int = 2048
 ) -> np.ndarray:
@@ -300,10 +308,8 @@ def pad_and_scale_keypoints(
     kp = _check_keypoints(keypoints, "<keypoints>")
     if int(height) <= 0 or int(width) <= 0 or int(res) <= 0:
         raise KeypointError(f"invalid image size {height}x{width} or res {res}")
-    side = max(int(height), int(width))
-    top = (side - int(height)) // 2
-    left = (side - int(width)) // 2
-    scale = res / side
+    top, _, left, _ = pad_offsets(int(height), int(width))
+    scale = res / max(int(height), int(width))
 
     out = kp[:, :3].copy()
     out[:, 0] = (out[:, 0] + left) * scale
