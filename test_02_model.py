@@ -58,7 +58,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--depth_mask",
         choices=DEPTH_MASKS,
         default="order",
-        help="order: keep front <= back (authors); predicted: also the refined mask > 0.5",
+        help="order: keep front <= back (authors); predicted: also the refined mask > 0.5; "
+        "meet: inside the refined and input masks, crossed front/back sheets meet at their mean",
     )
     out = p.add_argument_group("point clouds and images")
     out.add_argument(

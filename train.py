@@ -73,6 +73,13 @@ def get_parser() -> argparse.ArgumentParser:
         "authors: their He-initialised heads",
     )
     p.add_argument(
+        "--normal_head_init",
+        choices=("authors", "alive"),
+        default="alive",
+        help="alive: normal outputs start at 0.5 (no dead ReLU channel on the body; README); "
+        "authors: their He-initialised heads",
+    )
+    p.add_argument(
         "--loss_reduction",
         choices=("sum_items", "mean"),
         default="sum_items",

@@ -20,6 +20,7 @@ import torch
 from evaluation.geometry import load_mesh, mesh_metrics, render_frame_to_scan, scan_ground_truth
 from evaluation.normal_images import normal_images
 from inference.io import image_stem, list_images, write_files
+from inference.panel import mesh_normal_tile
 from inference.predictor import (
     OutputOptions,
     Prediction,
@@ -30,7 +31,7 @@ from inference.predictor import (
 from meshing.batch import mesh_file
 from meshing.poisson import PoissonOptions
 from utils.fileio import write_json
-from utils.visualize import depth_rgb8, grid, label, to_rgb8, write_png
+from utils.visualize import depth_rgb8, grid, label, normal_rgb8, write_png
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +63,18 @@ class DemoItem:
 
 
 def evaluate_against_scan(
-    mesh: Path, data_dir: Path, stem: str
+    mesh: Path, data_dir: Path, stem: str, yaw: int = VIEW_YAW
 ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
-    """Metrics (cm) of a reconstruction of the yaw-0 view against its scan (metres), and the
-    predicted and GT normal images at :data:`PANEL_YAWS` framed on the GT."""
+    """Metrics (cm) of a reconstruction of the view at ``yaw`` against its scan (metres), and
+    the predicted and GT normal images at :data:`PANEL_YAWS` framed on the GT."""
     pv, pf = load_mesh(mesh)
     gv, gf, _, transform, facing = scan_ground_truth(data_dir, DATA_NAME, stem)
-    pv = render_frame_to_scan(pv, transform, VIEW_YAW, facing) * 100.0  # metres -> cm
+    pv = render_frame_to_scan(pv, transform, yaw, facing) * 100.0  # metres -> cm
     gv = gv * 100.0
     metrics = mesh_metrics(pv, pf, gv, gf, num_samples=100_000, fscore_threshold=1.0)
     errors, pn, gn = normal_images(pv, pf, gv, gf, res=TILE, yaws_deg=PANEL_YAWS)
     metrics.update(errors)
     return metrics, (pn, gn)
-
-
-def _normal_tile(normals: np.ndarray) -> np.ndarray:
-    """[H, W, 3] unit normals (0 = background) -> uint8 RGB on white."""
-    covered = np.any(normals != 0, axis=-1, keepdims=True)
-    return np.where(covered, np.round((normals + 1.0) * 127.5), 255).astype(np.uint8)
 
 
 def panel_row(item: DemoItem) -> list[np.ndarray]:
@@ -91,12 +86,12 @@ def panel_row(item: DemoItem) -> list[np.ndarray]:
     pn, gn = item.views
     return [
         label(cv2.resize(rgb, (TILE, TILE), interpolation=cv2.INTER_AREA), item.stem),
-        label(to_rgb8(torch.from_numpy(pred.normal_front), 0, 1, TILE), "normal front"),
-        label(to_rgb8(torch.from_numpy(pred.normal_back), 0, 1, TILE), "normal back"),
+        label(normal_rgb8(torch.from_numpy(pred.normal_front), "front", TILE), "normal front"),
+        label(normal_rgb8(torch.from_numpy(pred.normal_back), "back", TILE), "normal back"),
         label(depth_rgb8(torch.from_numpy(pred.depth_front)[None], TILE), "depth front"),
-        label(_normal_tile(pn[0]), "mesh, front"),
-        label(_normal_tile(pn[1]), "mesh, side"),
-        label(_normal_tile(gn[1]), "ground truth, side"),
+        label(mesh_normal_tile(pn[0]), "mesh, front"),
+        label(mesh_normal_tile(pn[1]), "mesh, side"),
+        label(mesh_normal_tile(gn[1]), "ground truth, side"),
     ]
 
 

@@ -69,7 +69,10 @@ log = logging.getLogger(__name__)
 
 COLOR_FACTOR = 0.85
 """The authors' fixed brightness, contrast and saturation factor at test time."""
-DEPTH_MASKS = ("order", "predicted")
+DEPTH_MASKS = ("order", "predicted", "meet")
+BODY_DEPTH_MIN, BODY_DEPTH_MAX = 0.2, 4.0
+"""Depths (D units) a body pixel can have: a normalised scan spans about 0.47-3.53 (facts §6.6);
+0.2 is ``get_normal``'s background cut-off, 4 where the PNG encoding saturates."""
 SIDES = ("front", "back")
 PART_SAVED = tuple(name for name, _, _ in PART_NETS)
 """Part nets whose first crop is saved in ``normal_parts/`` (as the authors)."""
@@ -190,18 +193,42 @@ def load_phase2_model(
 
 
 def postprocess_depth(
-    front: np.ndarray, back: np.ndarray, mask: np.ndarray, depth_mask: str = "order"
+    front: np.ndarray,
+    back: np.ndarray,
+    mask: np.ndarray,
+    depth_mask: str = "order",
+    foreground: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The authors' artefact and background removal (facts §7.2): both depths become 0 where
-    front > back; ``depth_mask="predicted"`` also where the refined mask is <= 0.5.
+    """Artefact and background removal of the predicted depth.
+
+    * ``"order"`` (the authors', facts §7.2): both depths become 0 where front > back.
+    * ``"predicted"``: also where the refined mask is <= 0.5.
+    * ``"meet"``: the silhouette is the refined mask > 0.5 (and ``foreground``, the input's
+      mask, when given); outside it both depths are 0. Inside it, where the front lies behind
+      the back (a thin part whose two sheets crossed), the two sheets meet: one point at their
+      mean depth (front = mean, back = 0) instead of a hole. Pixels whose front or back depth
+      is not a body depth (front >= ``BODY_DEPTH_MAX``, back <= ``BODY_DEPTH_MIN``: the
+      network's background values 6 and 0) are dropped, as the authors' rule drops them.
 
     Args:
         front, back: [H, W] predicted depth, D units.
         mask: [H, W] refined mask output (sigmoid).
+        foreground: [H, W] bool input mask (``"meet"`` only; None = the predicted mask alone).
     Returns:
         new front, back arrays [H, W].
     """
-    remove = front > back
+    if depth_mask not in DEPTH_MASKS:
+        raise ValueError(f"depth_mask must be one of {DEPTH_MASKS}, got {depth_mask!r}")
+    crossed = front > back
+    if depth_mask == "meet":
+        keep = (mask > 0.5) & (front < BODY_DEPTH_MAX) & (back > BODY_DEPTH_MIN)
+        if foreground is not None:
+            keep &= foreground.astype(bool)
+        mean = (front + back) / 2
+        front = np.where(keep, np.where(crossed, mean, front), 0)
+        back = np.where(keep & ~crossed, back, 0)
+        return front.astype(np.float32), back.astype(np.float32)
+    remove = crossed
     if depth_mask == "predicted":
         remove |= mask <= 0.5
     return np.where(remove, 0, front), np.where(remove, 0, back)
@@ -281,8 +308,8 @@ class Predictor:
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
         rembg_model: local U^2-Net ONNX file for images without alpha or mask.
         color_factor: brightness, contrast and saturation factor (1.0 = no colour transform).
-        depth_mask: ``"order"`` (authors: keep front <= back) or ``"predicted"`` (also require
-            the refined mask > 0.5).
+        depth_mask: ``"order"`` (authors: keep front <= back), ``"predicted"`` (also require
+            the refined mask > 0.5) or ``"meet"`` (:func:`postprocess_depth`).
     """
 
     def __init__(
@@ -354,7 +381,7 @@ class Predictor:
         front = _to_numpy(out["pred_depth_front"][0, 0])
         back = _to_numpy(out["pred_depth_back"][0, 0])
         pred_mask = _to_numpy(out["pred_depth_mask"][0, 0])
-        front, back = postprocess_depth(front, back, pred_mask, self.depth_mask)
+        front, back = postprocess_depth(front, back, pred_mask, self.depth_mask, fg)
         parts = {
             name: (
                 _to_numpy(out[f"pred_{name}_normal_front"][0]),

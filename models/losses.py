@@ -87,6 +87,31 @@ def get_normal(depth: Tensor, cutoff: float = 0.2) -> Tensor:
     return torch.where(x < cutoff, torch.zeros_like(normal), normal)
 
 
+@torch.no_grad()
+def part_normal_targets(
+    depth_front: Tensor, depth_back: Tensor, theta: Tensor, geometry: PartGeometry
+) -> dict[str, Tensor]:
+    """GT normals of the part crops (facts sheet §4.2): :func:`get_normal` of the full-resolution
+    GT depth, cut with the model's part sampler.
+
+    The values stay in the image frame's encoding: a crop is a resampling, not a rotation of
+    the normals, and no limb is mirrored (the authors' targets), so a left and a right limb seen
+    in a mirrored image get mirrored crops with the x channel negated (``x -> 1 - x``).
+
+    Args:
+        depth_front, depth_back: [B, 1, res, res] GT depth in D units, background 0.
+        theta: [B, 12, 2, 3] part sampling matrices (canvas NC -> image NC).
+        geometry: the model's :class:`PartGeometry` (``geometry.res == res``).
+    Returns:
+        ``{net: [B * n_parts, 6, h, w]}``: channels 0-2 front, 3-5 back, parts sample-major.
+    """
+    if depth_front.shape[-1] != geometry.res:
+        raise ValueError(f"GT size {depth_front.shape[-1]} != geometry.res {geometry.res}")
+    gt_normals = torch.cat((get_normal(depth_front), get_normal(depth_back)), 1)  # [B, 6, r, r]
+    grids = crop_grids(theta.to(gt_normals.dtype), geometry)
+    return sample_part_crops(gt_normals, grids, geometry)
+
+
 def sum_of_item_means(loss_fn: ElementwiseLoss, pred: Tensor, target: Tensor) -> Tensor:
     """The authors' reduction: mean over all but the first dimension, summed over the first.
 
@@ -279,13 +304,7 @@ class Loss2K2K(nn.Module):
 
         normal = zero
         if cfg.normal_weight != 0:
-            with torch.no_grad():
-                if gt_f.shape[-1] != geometry.res:
-                    raise ValueError(f"GT size {gt_f.shape[-1]} != geometry.res {geometry.res}")
-                gt_normals = torch.cat((get_normal(gt_f), get_normal(gt_b)), 1)  # [B, 6, res, res]
-                grids = crop_grids(batch["theta"].to(gt_normals.dtype), geometry)
-                part_gt = sample_part_crops(gt_normals, grids, geometry)  # {net: [B*n, 6, h, w]}
-                del gt_normals
+            part_gt = part_normal_targets(gt_f, gt_b, batch["theta"], geometry)
             for side, s in (("front", 0), ("back", 1)):
                 for name, _, _ in PART_NETS:
                     pred = outputs[f"pred_{name}_normal_{side}"]
@@ -363,5 +382,6 @@ __all__ = [
     "LossConfig",
     "NORMAL_C",
     "get_normal",
+    "part_normal_targets",
     "sum_of_item_means",
 ]

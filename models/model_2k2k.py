@@ -26,6 +26,8 @@ from .refine import RefineNet
 COARSE_FACTOR = 8  # coarse nets run at res / 8 (256 for 2048)
 FRONT_BACKGROUND = 6.0  # front depth of background pixels, in D units (ReLU6 ceiling)
 ORIGIN_DEPTH = 2.0  # D units of the mesh centre (range 1 from the camera)
+NORMAL_HEAD_START = 0.5  # encoded normal every output starts at under init_normal_heads_alive
+NORMAL_NETS = ("face", "upper", "arm", "leg", "shoe", "down")  # img2normal_<name>
 
 
 class Model2K2K(nn.Module):
@@ -85,6 +87,23 @@ class Model2K2K(nn.Module):
             for head in heads:
                 head.weight[:2].zero_()
                 head.bias[:2].fill_(ORIGIN_DEPTH)
+
+    def init_normal_heads_alive(self) -> None:
+        """Start every normal output at 0.5 instead of the authors' random head: the 1x1 head
+        weights of the six normal nets 0, biases 0.5 (training option ``--normal_head_init
+        alive``).
+
+        The authors' He-initialised head (std sqrt(2/6) on 6 outputs) gives each output channel a
+        pre-activation whose sign is nearly the same on every pixel; a channel that starts
+        negative on the body passes no gradient through the head's ReLU and stays 0 for good
+        (7-13 of the 36 normal channels at init, seeds 0-4, widths 0.25 and 1; README). The
+        model's function is unchanged; only the starting point differs.
+        """
+        with torch.no_grad():
+            for name in NORMAL_NETS:
+                head = getattr(self, f"img2normal_{name}").Conv_1x1.conv[0]
+                head.weight.zero_()
+                head.bias.fill_(NORMAL_HEAD_START)
 
     def part_net(self, name: str) -> AUNet:
         return getattr(self, f"img2normal_{name}")

@@ -367,6 +367,15 @@ def test_postprocess_depth() -> None:
     low = np.array([[0.9, 0.9, 0.9, 0.9, 0.3]], np.float32)
     f, b = postprocess_depth(front, back, low, "predicted")
     assert f.tolist() == [[1.0, 0, 0, 0, 0]] and b.tolist() == [[1.5, 0, 0, 0, 0]]
+    # meet: crossed sheets (2 > 1) become one point at the mean; background values (6 / 0),
+    # the mask and the input foreground still remove pixels
+    f, b = postprocess_depth(front, back, mask, "meet")
+    assert f.tolist() == [[1.0, 1.5, 0, 0, 2.5]] and b.tolist() == [[1.5, 0, 0, 0, 2.5]]
+    fg = np.array([[True, True, True, True, False]])
+    f, b = postprocess_depth(front, back, mask, "meet", fg)
+    assert f.tolist() == [[1.0, 1.5, 0, 0, 0]] and b.tolist() == [[1.5, 0, 0, 0, 0]]
+    with pytest.raises(ValueError, match="depth_mask"):
+        postprocess_depth(front, back, mask, "nope")
     assert depth_png16(np.array([1.0, 3.99999, 4.0, 5.0, -1.0])).tolist() == [
         16384,
         65535,

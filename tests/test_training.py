@@ -11,10 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import train
+from datasets import ReconDataset
 from models import build_model
 from models.export import export_weights
+from models.losses import Loss2K2K, coarse_sample, get_normal, part_normal_targets
+from models.parts import PART_NETS
+from utils.metrics import angle_error_deg
 from utils.plot_log import run_curves
 from utils.training import NonFiniteLossError
 from utils.training import train as train_loop
@@ -166,3 +171,58 @@ def test_resume_with_other_settings_is_refused(synthetic_training_set, tmp_path)
     )
     with pytest.raises(ValueError, match="seed"):
         train_loop(args)
+
+
+OVERFIT_STEPS = 250
+OVERFIT_BOUNDS = {"merged_front": 30.0, "merged_back": 30.0, "coarse": 60.0}  # degrees
+
+
+def test_single_sample_overfit_learns_front_and_back_normals(synthetic_training_set):
+    """Phase 1 on one 256² view (width 1/8, Adam 3e-3, the default initialisation of train.py):
+    the merged front and back normals and the coarse normals must each fall below a bound, and
+    no output channel of any normal net may be dead on the body. With the authors' He-initialised
+    heads several channels start dead and stay 0 (that side's angle error stays near 90°)."""
+    root, train_list, _ = synthetic_training_set
+    sample = ReconDataset(root, train_list, RES, train=False)[1]
+    batch = {k: v[None] for k, v in sample.items() if torch.is_tensor(v)}
+    torch.manual_seed(0)
+    model = build_model(phase=1, res=RES, width=float(WIDTH))
+    model.init_depth_heads_at_origin()
+    model.init_normal_heads_alive()
+    loss_fn = Loss2K2K(phase=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(OVERFIT_STEPS):
+        loss = loss_fn(model(batch["image"], batch["theta"]), batch, model.geometry)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    full = build_model(phase=2, res=RES, width=float(WIDTH))
+    missing, unexpected = full.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("refine.") for k in missing)
+    with torch.no_grad():
+        out = full.eval()(batch["image"], batch["theta"])
+    gt_f, gt_b = batch["depth_front"], batch["depth_back"]
+    body = (F.max_pool2d((gt_f == 0).float(), 3, 1, 1) == 0).float()  # eroded GT mask
+    size = RES // 8
+    coarse_f, coarse_b = coarse_sample(gt_f, size), coarse_sample(gt_b, size)
+    coarse_mask = (coarse_f > 0).float()
+    errors = {
+        "merged_front": angle_error_deg(out["pred_normal_front"], get_normal(gt_f), body),
+        "merged_back": angle_error_deg(out["pred_normal_back"], get_normal(gt_b), body),
+        "coarse": (
+            angle_error_deg(out["pred_down_normal_front"], get_normal(coarse_f), coarse_mask)
+            + angle_error_deg(out["pred_down_normal_back"], get_normal(coarse_b), coarse_mask)
+        )
+        / 2,
+    }
+    report = {k: round(float(v), 1) for k, v in errors.items()}
+    for key, bound in OVERFIT_BOUNDS.items():
+        assert errors[key] < bound, f"{key} normal error above {bound}°: {report}"
+    targets = part_normal_targets(gt_f, gt_b, batch["theta"], full.geometry)
+    for name, _, _ in PART_NETS:
+        on_body = targets[name][:, :1] > 0  # [n, 1, h, w]
+        for side in ("front", "back"):
+            alive = ((out[f"pred_{name}_normal_{side}"] > 0) & on_body).sum((0, 2, 3))
+            frac = alive.float() / on_body.sum().clamp_min(1)
+            assert torch.all(frac > 0.5), f"{name} {side}: dead output channel(s), {frac.tolist()}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.losses import coarse_sample, get_normal
+from models.losses import coarse_sample, get_normal, part_normal_targets
+from models.parts import PART_NETS, PartGeometry
 from utils.camera import DEPTH_F, DEPTH_UNIT
 
 
@@ -27,8 +28,33 @@ def angle_error_deg(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def part_normal_errors(
+    outputs: dict[str, Tensor | None], batch: dict[str, Tensor], geometry: PartGeometry
+) -> tuple[float, float]:
+    """Mean angle (degrees) of the part nets' front and back crops against their GT crops
+    (:func:`models.losses.part_normal_targets`), over the crops' body pixels of all parts."""
+    targets = part_normal_targets(
+        batch["depth_front"], batch["depth_back"], batch["theta"], geometry
+    )
+    errors = []
+    for s, side in enumerate(("front", "back")):
+        total, pixels = 0.0, 0.0
+        for name, _, _ in PART_NETS:
+            target = targets[name][:, 3 * s : 3 * s + 3]
+            mask = (target.sum(1, keepdim=True) > 0).to(target.dtype)
+            pred = outputs[f"pred_{name}_normal_{side}"]
+            total += float(angle_error_deg(pred, target, mask)) * float(mask.sum())
+            pixels += float(mask.sum())
+        errors.append(total / max(pixels, 1.0))
+    return errors[0], errors[1]
+
+
+@torch.no_grad()
 def prediction_metrics(
-    outputs: dict[str, Tensor | None], batch: dict[str, Tensor], phase: int
+    outputs: dict[str, Tensor | None],
+    batch: dict[str, Tensor],
+    phase: int,
+    geometry: PartGeometry | None = None,
 ) -> dict[str, float]:
     """Metrics of one batch, averaged over its foreground pixels.
 
@@ -36,7 +62,12 @@ def prediction_metrics(
         ``depth_err_d`` (mean |depth error| on the GT mask, front and back, D units),
         ``depth_err_mm`` (the same as a range error in mm for a person 1.7 m / 0.7 mesh units
         tall), ``normal_err_deg`` (mean angle between predicted and GT normals from
-        ``get_normal``, front and back, on the mask) and ``mask_iou`` (predicted mask > 0.5).
+        ``get_normal``, front and back, on the mask; coarse normals in phase 1, merged in phase
+        2), the same per side (``normal_err_front_deg``, ``normal_err_back_deg``) and
+        ``mask_iou`` (predicted mask > 0.5); with ``geometry`` also the part crops' errors
+        ``part_normal_err_front_deg`` / ``part_normal_err_back_deg``
+        (:func:`part_normal_errors`). Front and back apart, because one side can fail alone
+        (a dead output channel).
     """
     gt_f, gt_b = batch["depth_front"], batch["depth_back"]
     if phase == 1:
@@ -52,17 +83,21 @@ def prediction_metrics(
     mask = (gt_f > 0).to(pred_f.dtype)
     n = mask.sum().clamp_min(1)
     depth_err = (((pred_f - gt_f).abs() + (pred_b - gt_b).abs()) * mask).sum() / (2 * n)
-    normal_err = (
-        angle_error_deg(normals[0], get_normal(gt_f), mask)
-        + angle_error_deg(normals[1], get_normal(gt_b), mask)
-    ) / 2
+    err_front = float(angle_error_deg(normals[0], get_normal(gt_f), mask))
+    err_back = float(angle_error_deg(normals[1], get_normal(gt_b), mask))
     pred_fg = pred_mask > 0.5
     gt_fg = mask > 0
     iou = (pred_fg & gt_fg).sum() / (pred_fg | gt_fg).sum().clamp_min(1)
     mm_per_unit = 1700.0 / 0.7
-    return {
+    metrics = {
         "depth_err_d": float(depth_err),
         "depth_err_mm": float(depth_err) * DEPTH_UNIT / DEPTH_F * mm_per_unit,
-        "normal_err_deg": float(normal_err),
+        "normal_err_deg": (err_front + err_back) / 2,
+        "normal_err_front_deg": err_front,
+        "normal_err_back_deg": err_back,
         "mask_iou": float(iou),
     }
+    if geometry is not None:
+        front, back = part_normal_errors(outputs, batch, geometry)
+        metrics.update(part_normal_err_front_deg=front, part_normal_err_back_deg=back)
+    return metrics

@@ -42,7 +42,7 @@ from utils.distributed import (
 from utils.fileio import atomic_write_bytes, write_text
 from utils.metrics import prediction_metrics
 from utils.schedule import cosine_warm_restarts
-from utils.visualize import depth_rgb8, grid, label, to_rgb8
+from utils.visualize import depth_rgb8, grid, label, normal_rgb8, to_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ VAL_KEYS = (
     "depth_err_d",
     "depth_err_mm",
     "normal_err_deg",
+    "normal_err_front_deg",
+    "normal_err_back_deg",
+    "part_normal_err_front_deg",
+    "part_normal_err_back_deg",
     "mask_iou",
 )
 RESUME_CRITICAL = ("phase", "res", "width", "batch_size", "seed", "train_list", "data_path")
@@ -188,6 +192,8 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
     )
     if args.depth_head_init == "origin":
         model.init_depth_heads_at_origin()
+    if args.normal_head_init == "alive":
+        model.init_normal_heads_alive()
     if args.init_from:
         allow = ("refine.",) if args.phase == 2 else ()
         load_checkpoint(model, args.init_from, allow_missing=allow)
@@ -213,9 +219,9 @@ def prediction_panel(batch: dict, outputs: dict, phase: int, size: int = 192) ->
         pred_d, pred_m = outputs["pred_depth_front"], outputs["pred_depth_mask"]
     tiles = [
         label(to_rgb8(batch["image"][0], -1, 1, size), "input"),
-        label(to_rgb8(get_normal(gt_f)[0], 0, 1, size), "GT normal"),
-        label(to_rgb8(pred_n[0], 0, 1, size), "normal front"),
-        label(to_rgb8(pred_nb[0], 0, 1, size), "normal back"),
+        label(normal_rgb8(get_normal(gt_f)[0], "front", size), "GT normal"),
+        label(normal_rgb8(pred_n[0], "front", size), "normal front"),
+        label(normal_rgb8(pred_nb[0], "back", size), "normal back"),
         label(depth_rgb8(gt_f[0], size), "GT depth"),
         label(depth_rgb8(pred_d[0] * (gt_f[0] > 0), size), "depth front (GT mask)"),
         label(to_rgb8((gt_f[0] > 0).float(), 0, 1, size), "GT mask"),
@@ -245,7 +251,7 @@ def validate(
         batch = to_device(batch, info.device)
         outputs = model(batch["image"], batch["theta"])
         values = {f"loss_{k}": float(v) for k, v in loss_fn(outputs, batch, geometry).items()}
-        values.update(prediction_metrics(outputs, batch, phase))
+        values.update(prediction_metrics(outputs, batch, phase, geometry))
         if panel is None and info.is_main:
             panel = prediction_panel(batch, outputs, phase)
         for k in VAL_KEYS:

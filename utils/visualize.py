@@ -19,6 +19,41 @@ def to_rgb8(x: torch.Tensor, lo: float, hi: float, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def viewer_normals(encoded: torch.Tensor, side: str) -> torch.Tensor:
+    """Encoded normal map (the authors' ``get_normal`` encoding) -> the same normals for display,
+    as a common normal-map viewer shows them (OpenGL colours: R = right, G = up, B = toward the
+    viewer), each map seen by its own viewer: the front map from the camera, the back map from
+    behind the person (ICON/ECON's back views), kept pixel-aligned with the front image.
+
+    In the authors' encoding the front map holds ``(-n_x, n_y, n_z)`` of the outward normal in
+    the camera frame (x right, y up, z toward the camera) and the back map ``(n_x, -n_y, -n_z)``
+    (both from ``g_h = d(i, j) - d(i, j+1)``, ``g_v = d(i-1, j) - d(i, j)`` of the range, facts
+    §4.1). Seen from behind (x' = -x, z' = -z) the back becomes ``(-n_x, n_y, -n_z)``. So: front
+    x -> 1 - x; back x -> 1 - x and y -> 1 - y; z stays. A surface facing its viewer is blue
+    (0.5, 0.5, 1) in both maps; the person's right side (image left) is dark red in the front map
+    and light red in the back map. Background (all channels 0) stays 0. Files keep the raw
+    encoding; this is for pictures only.
+
+    Args:
+        encoded: [..., 3, H, W] encoded normals, 0 = background.
+        side: ``"front"`` or ``"back"``.
+    Returns:
+        [..., 3, H, W] display normals in [0, 1] (unclipped inputs stay unclipped).
+    """
+    if side not in ("front", "back"):
+        raise ValueError(f"side must be 'front' or 'back', got {side!r}")
+    x, y, z = encoded.unbind(-3)
+    shown = torch.stack((1 - x, 1 - y if side == "back" else y, z), dim=-3)
+    background = (encoded == 0).all(dim=-3, keepdim=True)
+    return torch.where(background, torch.zeros_like(shown), shown)
+
+
+def normal_rgb8(encoded: torch.Tensor, side: str, size: int) -> np.ndarray:
+    """[3, H, W] encoded normals -> [size, size, 3] uint8 in the viewer orientation
+    (:func:`viewer_normals`)."""
+    return to_rgb8(viewer_normals(encoded.detach().float(), side), 0, 1, size)
+
+
 def depth_rgb8(depth: torch.Tensor, size: int) -> np.ndarray:
     """[1, H, W] depth in D units -> [size, size, 3] uint8 colour map; 0 and 6 (background)
     black."""
