@@ -80,6 +80,13 @@ def get_parser() -> argparse.ArgumentParser:
         "authors: their He-initialised heads",
     )
     p.add_argument(
+        "--coarse_normal_grad",
+        choices=("all", "normal"),
+        default="all",
+        help="phase 1: all = the authors' (depth, consistency and mask losses reach the coarse "
+        "normal net too); normal = only its own loss trains it (README)",
+    )
+    p.add_argument(
         "--loss_reduction",
         choices=("sum_items", "mean"),
         default="sum_items",

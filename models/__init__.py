@@ -14,6 +14,7 @@ def build_model(
     width: float = 1.0,
     checkpoint: str | os.PathLike | None = None,
     frozen_eval: bool = True,
+    detach_coarse_normals: bool = False,
 ) -> Model2K2K:
     """Build the 2K2K model, optionally loading a checkpoint strictly.
 
@@ -22,9 +23,15 @@ def build_model(
         res: working resolution, a multiple of 64 (2048 = the authors' model).
         width: channel multiplier (1.0 = the authors' architecture; smaller for experiments).
         checkpoint: authors' ``.pth.tar`` or one of ours; keys must match exactly.
-        frozen_eval: see :class:`Model2K2K`.
+        frozen_eval, detach_coarse_normals: see :class:`Model2K2K` (training behaviour only).
     """
-    model = Model2K2K(phase=phase, res=res, width=width, frozen_eval=frozen_eval)
+    model = Model2K2K(
+        phase=phase,
+        res=res,
+        width=width,
+        frozen_eval=frozen_eval,
+        detach_coarse_normals=detach_coarse_normals,
+    )
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model

@@ -41,15 +41,26 @@ class Model2K2K(nn.Module):
             the model is put in training mode, so their BatchNorm uses and keeps the phase-1 running
             statistics. The authors train them in train mode (facts sheet §8 item 3); False
             restores that.
+        detach_coarse_normals: feed the coarse depth net a detached copy of the coarse normals,
+            so that only the coarse normal loss trains the coarse normal net. The authors let
+            the coarse depth, consistency and mask losses reach it too (facts §1.3), which turns
+            its output into a silhouette-like feature map (README, "Coarse normals"). Changes
+            gradients only, never outputs.
     """
 
     def __init__(
-        self, phase: int = 2, res: int = 2048, width: float = 1.0, frozen_eval: bool = True
+        self,
+        phase: int = 2,
+        res: int = 2048,
+        width: float = 1.0,
+        frozen_eval: bool = True,
+        detach_coarse_normals: bool = False,
     ) -> None:
         super().__init__()
         if phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.phase, self.res, self.frozen_eval = phase, res, frozen_eval
+        self.detach_coarse_normals = detach_coarse_normals
         self.geometry = PartGeometry.for_resolution(res)
         self.img2normal_face = AUNet(6, 6, width)
         self.img2normal_upper = AUNet(6, 6, width)
@@ -167,7 +178,8 @@ class Model2K2K(nn.Module):
                 front, back = part_out[name].split(3, 1)
                 out[f"pred_{name}_normal_front"], out[f"pred_{name}_normal_back"] = front, back
             del rgb_crops, guide_crops
-            coarse = self.ImgNorm_to_Dep(small, down_normal)  # [B, 3, r, r]
+            depth_guide = down_normal.detach() if self.detach_coarse_normals else down_normal
+            coarse = self.ImgNorm_to_Dep(small, depth_guide)  # [B, 3, r, r]
         down_front = F.relu6(coarse[:, 0:1])
         down_back = F.relu6(coarse[:, 1:2])
         out["pred_down_depth_mask_logit"] = coarse[:, 2:3]

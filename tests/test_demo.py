@@ -13,6 +13,7 @@ import torch
 
 from inference.demo import DEMO_CHECKPOINT, DEMO_DATA, format_table, run_demo
 from inference.io import image_stem, list_images
+from inference.panel import result_panel
 from render.layout import view_files
 from render.make_demo_samples import pack_sample
 from render.mesh import RenderInputError
@@ -61,6 +62,10 @@ def test_demo_writes_meshes_panel_and_evaluation(demo_run):
     assert set(json.loads((out / "summary.json").read_text())) == {"per_image", "mean"}
     table = format_table(results).splitlines()
     assert len(table) == len(stems) + 2 and table[-1].startswith("mean")
+    # the results panel reads the same files back (what a user of test_02/test_03 gets)
+    tiles = result_panel(out, tile=64)
+    assert tiles.shape == (64 * len(stems), 64 * 7, 3)
+    assert (tiles[:, 64 * 4 :] != 255).any()  # the mesh views show a surface
 
 
 def test_make_demo_samples_packs_view_keypoints_and_scan(synthetic_training_set, tmp_path):

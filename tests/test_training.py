@@ -178,7 +178,8 @@ OVERFIT_BOUNDS = {"merged_front": 30.0, "merged_back": 30.0, "coarse": 60.0}  # 
 
 
 def test_single_sample_overfit_learns_front_and_back_normals(synthetic_training_set):
-    """Phase 1 on one 256² view (width 1/8, Adam 3e-3, the default initialisation of train.py):
+    """Phase 1 on one 256² view (width 1/8, Adam 3e-3, train.py's default initialisation and
+    coarse-normal gradients):
     the merged front and back normals and the coarse normals must each fall below a bound, and
     no output channel of any normal net may be dead on the body. With the authors' He-initialised
     heads several channels start dead and stay 0 (that side's angle error stays near 90°)."""
@@ -226,3 +227,27 @@ def test_single_sample_overfit_learns_front_and_back_normals(synthetic_training_
             alive = ((out[f"pred_{name}_normal_{side}"] > 0) & on_body).sum((0, 2, 3))
             frac = alive.float() / on_body.sum().clamp_min(1)
             assert torch.all(frac > 0.5), f"{name} {side}: dead output channel(s), {frac.tolist()}"
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_coarse_normal_grad_option_routes_only_gradients(detach):
+    """``--coarse_normal_grad normal`` (detach): the depth and mask losses no longer reach the
+    coarse normal net, its own normal loss still does, and the outputs are unchanged."""
+    torch.manual_seed(0)
+    model = build_model(phase=1, res=RES, width=float(WIDTH), detach_coarse_normals=detach)
+    reference = build_model(phase=1, res=RES, width=float(WIDTH))
+    reference.load_state_dict(model.state_dict())
+    model.train(), reference.train()
+    image = torch.rand(1, 3, RES, RES) * 2 - 1
+    theta = torch.tensor([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]]).expand(1, 12, 2, 3).contiguous()
+    out, ref = model(image, theta), reference(image, theta)
+    for key, value in out.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, ref[key]), key
+    params = list(model.img2normal_down.parameters())
+    depth_loss = out["pred_down_depth_front"].sum() + out["pred_down_depth_mask_logit"].sum()
+    grads = torch.autograd.grad(depth_loss, params, retain_graph=True, allow_unused=True)
+    reached = any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert reached is not detach
+    own = torch.autograd.grad(out["pred_down_normal_front"].sum(), params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in own)

@@ -188,7 +188,11 @@ def build_datasets(args: argparse.Namespace) -> tuple[ReconDataset, ReconDataset
 def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
     """The phase's model; phase 2 starts from a phase-1 checkpoint (ours or the authors')."""
     model = build_model(
-        phase=args.phase, res=args.res, width=args.width, frozen_eval=not args.frozen_train_mode
+        phase=args.phase,
+        res=args.res,
+        width=args.width,
+        frozen_eval=not args.frozen_train_mode,
+        detach_coarse_normals=args.coarse_normal_grad == "normal",
     )
     if args.depth_head_init == "origin":
         model.init_depth_heads_at_origin()
