@@ -57,7 +57,7 @@ def get_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--depth_mask",
         choices=DEPTH_MASKS,
-        default="order",
+        default="meet",
         help="order: keep front <= back (authors); predicted: also the refined mask > 0.5; "
         "meet: inside the refined and input masks, crossed front/back sheets meet at their mean",
     )

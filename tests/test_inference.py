@@ -142,9 +142,10 @@ def predictor(checkpoint: Path) -> Predictor:
 
 @pytest.fixture(scope="module")
 def sheet_predictor() -> Predictor:
-    """Refined front depth 1.9 and back 2.1 everywhere: every pixel is kept, and its points lie
-    on the spheres of range d(1.9), d(2.1) about the camera."""
-    return Predictor(tiny_model(front=1.9, back=2.1))
+    """Refined front depth 1.9 and back 2.1 everywhere: under the authors' rule (``order``; the
+    random mask head would cut pixels under ``meet``) every pixel is kept, and its points lie on
+    the spheres of range d(1.9), d(2.1) about the camera."""
+    return Predictor(tiny_model(front=1.9, back=2.1), depth_mask="order")
 
 
 @pytest.fixture(scope="module")
@@ -551,7 +552,8 @@ def test_run_folder_writes_the_authors_layout(sheet_predictor: Predictor, tmp_pa
 
 def test_prediction_files_encoding(syn_input) -> None:
     image, keypoints = syn_input
-    pred = Predictor(tiny_model(front=1.9, back=2.5, spread=0.05)).predict(image, keypoints)
+    model = tiny_model(front=1.9, back=2.5, spread=0.05)
+    pred = Predictor(model, depth_mask="order").predict(image, keypoints)
     assert pred.depth_front.std() > 1e-3 and (pred.depth_front > 0).mean() > 0.99
     files = prediction_files(pred, "s", OutputOptions(back_color="grey"))
     assert list(files) == output_names("s", OutputOptions())
