@@ -174,15 +174,16 @@ def test_resume_with_other_settings_is_refused(synthetic_training_set, tmp_path)
 
 
 OVERFIT_STEPS = 250
-OVERFIT_BOUNDS = {"merged_front": 30.0, "merged_back": 30.0, "coarse": 60.0}  # degrees
+OVERFIT_BOUNDS = {"merged_front": 33.0, "merged_back": 33.0, "coarse": 60.0}  # degrees
 
 
 def test_single_sample_overfit_learns_front_and_back_normals(synthetic_training_set):
     """Phase 1 on one 256² view (width 1/8, Adam 3e-3, train.py's default initialisation and
     coarse-normal gradients):
     the merged front and back normals and the coarse normals must each fall below a bound, and
-    no output channel of any normal net may be dead on the body. With the authors' He-initialised
-    heads several channels start dead and stay 0 (that side's angle error stays near 90°)."""
+    no output channel of any normal net may be dead on the body. Measured: 28.1° / 24.5° merged,
+    51.8° coarse, no dead channel; with the authors' He-initialised heads (same seed) 18.2° /
+    35.0°, 66.5°, and the arm back-z and foot front-x channels dead."""
     root, train_list, _ = synthetic_training_set
     sample = ReconDataset(root, train_list, RES, train=False)[1]
     batch = {k: v[None] for k, v in sample.items() if torch.is_tensor(v)}
