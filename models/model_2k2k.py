@@ -27,7 +27,7 @@ COARSE_FACTOR = 8  # coarse nets run at res / 8 (256 for 2048)
 FRONT_BACKGROUND = 6.0  # front depth of background pixels, in D units (ReLU6 ceiling)
 ORIGIN_DEPTH = 2.0  # D units of the mesh centre (range 1 from the camera)
 NORMAL_HEAD_START = 0.5  # encoded normal every output starts at under init_normal_heads_alive
-NORMAL_NETS = ("face", "upper", "arm", "leg", "shoe", "down")  # img2normal_<name>
+NORMAL_NETS = (*(name for name, _, _ in PART_NETS), "down")  # img2normal_<name>
 
 
 class Model2K2K(nn.Module):
