@@ -42,8 +42,8 @@ from meshing.io import write_mesh
 from meshing.poisson import PoissonOptions, reconstruct
 from models.losses import get_normal
 from render.layout import view_files
+from render.make_demo_samples import view_input
 from utils.camera import DEPTH_F, DEPTH_UNIT, png_to_depth_units
-from utils.keypoints import read_keypoints_npy
 from utils.metrics import angle_error_deg
 
 MESH_KEYS = ("chamfer", "p2s", "s2p", "normal_consistency", "fscore", "normal_angle_deg")
@@ -117,16 +117,15 @@ def evaluate_item(
     work: Path,
 ) -> dict[str, dict[str, float]]:
     """Metrics of every variant for one item's view (see the module docstring)."""
+    bgra, keypoints = view_input(data_path, "ANNY", item, yaw)
+    rgba = bgra[:, :, [2, 1, 0, 3]]
+    fg = bgra[:, :, 3] > 0
     files = view_files(data_path, "ANNY", item, yaw)
-    shaded = cv2.imread(str(files.shaded), cv2.IMREAD_COLOR)[:, :, ::-1]
     front_png = cv2.imread(str(files.depth_front), cv2.IMREAD_UNCHANGED)
     back_png = cv2.imread(str(files.depth_back), cv2.IMREAD_UNCHANGED)
-    if shaded is None or front_png is None or back_png is None:
-        raise FileNotFoundError(f"{item}: rendered view at yaw {yaw} missing under {data_path}")
+    if back_png is None:
+        raise FileNotFoundError(f"{files.depth_back}: missing or unreadable")
     gt_front, gt_back = png_to_depth_units(front_png), png_to_depth_units(back_png)
-    fg = front_png > 0
-    rgba = np.dstack((shaded, fg.astype(np.uint8) * 255))
-    keypoints = read_keypoints_npy(files.keypoint)
     transform = scan_ground_truth(data_path, "ANNY", item)[3]
     cm_per_d = DEPTH_UNIT / DEPTH_F * transform.scale / transform.post_scale * 100.0
     results = {}

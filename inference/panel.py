@@ -23,6 +23,7 @@ import torch
 
 from evaluation.geometry import load_mesh
 from evaluation.normal_images import OrthoViews, render_normals
+from utils.camera import png_to_depth_units
 from utils.visualize import depth_rgb8, grid, label, normal_rgb8, write_png
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def result_row(result_dir: Path, stem: str, tile: int = 256) -> list[np.ndarray]
     rgb = rgba[:, :, 2::-1] if rgba.shape[2] == 4 else rgba[:, :, ::-1]
     fg = rgba[:, :, 3:] > 0 if rgba.shape[2] == 4 else np.ones((*rgba.shape[:2], 1), bool)
     cutout = np.where(fg, rgb, 255).astype(np.uint8)
-    depth = _read(result_dir / "depth" / f"{stem}_front.png").astype(np.float32) / 16384.0
+    depth = png_to_depth_units(_read(result_dir / "depth" / f"{stem}_front.png"))
     vertices, faces = load_mesh(result_dir / "output_objs" / f"{stem}.obj")
     tiles = [
         label(cv2.resize(cutout, (tile, tile), interpolation=cv2.INTER_AREA), stem),

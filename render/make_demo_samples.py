@@ -26,8 +26,11 @@ from render.mesh import DATASETS, RenderInputError, scan_files
 from utils.fileio import write_image, write_npy
 
 
-def pack_sample(data_path: Path, data_name: str, item: str, yaw: int, out: Path) -> list[Path]:
-    """Write one item's demo input and ground-truth scan; returns the written files."""
+def view_input(
+    data_path: Path, data_name: str, item: str, yaw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered view as a demo input: the SHADED render as BGRA with alpha = its silhouette
+    (front depth > 0), [res, res, 4] uint8, and its (31, 3) float32 keypoints."""
     files = view_files(data_path, data_name, item, yaw)
     for path in (files.shaded, files.depth_front, files.keypoint):
         if not path.is_file():
@@ -37,10 +40,16 @@ def pack_sample(data_path: Path, data_name: str, item: str, yaw: int, out: Path)
     if bgr is None or depth is None or depth.shape != bgr.shape[:2]:
         raise RenderInputError(f"{files.shaded}: unreadable, or its depth map has another size")
     alpha = np.where(depth > 0, 255, 0).astype(np.uint8)
+    return np.dstack((bgr, alpha)), np.load(files.keypoint).astype(np.float32)
+
+
+def pack_sample(data_path: Path, data_name: str, item: str, yaw: int, out: Path) -> list[Path]:
+    """Write one item's demo input and ground-truth scan; returns the written files."""
+    bgra, kp = view_input(data_path, data_name, item, yaw)
     image = out / "images" / f"{item}.png"
     keypoints = out / "images" / f"{item}_keypoints.npy"
-    write_image(image, np.dstack((bgr, alpha)))
-    write_npy(keypoints, np.load(files.keypoint).astype(np.float32))
+    write_image(image, bgra)
+    write_npy(keypoints, kp)
     written = [image, keypoints]
     for src in scan_files(data_path, data_name, item):
         if src is None:  # vertex-coloured PLY: no texture
