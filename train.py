@@ -53,7 +53,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30, help="paper: 30")
     p.add_argument("--batch_size", type=int, default=2, help="per process")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (Adam)")
-    p.add_argument("--init_from", help="phase 2: phase-1 checkpoint (ours or the authors')")
+    p.add_argument(
+        "--init_from",
+        help="phase 2: phase-1 checkpoint (ours or the authors'); phase 1: weights to continue "
+        "from (a phase-2 checkpoint's refinement net is left out)",
+    )
     p.add_argument(
         "--frozen_train_mode",
         action="store_true",
@@ -91,6 +95,13 @@ def get_parser() -> argparse.ArgumentParser:
         choices=("sum_items", "mean"),
         default="sum_items",
         help="sum_items = the authors' per-item means summed over batch and crops",
+    )
+    p.add_argument(
+        "--depth_beta",
+        type=float,
+        default=1.0,
+        help="Smooth-L1 beta of the depth losses in D units: 1 = the authors' (quadratic below "
+        "57 cm); 0 = L1 (README, 'Depth loss')",
     )
     p.add_argument("--out_dir", default="outputs/train/run", help="checkpoints, logs, tensorboard")
     p.add_argument("--resume", help="checkpoint to continue from, or 'auto' = <out_dir>/last.pt")

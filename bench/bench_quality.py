@@ -19,7 +19,14 @@ variant, averaged over the items (cm at the person's real size):
   |4-neighbour Laplacian| on the twice-eroded GT mask);
 * ``missing``: GT-mask pixels without predicted depth after the post-processing;
 * mesh errors: Chamfer, P2S (mesh -> scan), S2P, normal consistency, F-score at 1 cm, normal-image
-  angle (:func:`inference.demo.evaluate_against_scan`), whether the mesh was flipped.
+  angle (:func:`inference.demo.evaluate_against_scan`), whether the mesh was flipped;
+* interior depth error (|predicted - GT| on the GT mask eroded by 3 pixels where both have depth,
+  cm), front and back, and its signed mean.
+
+``--depth_source`` swaps depth maps before meshing to show where the Chamfer is lost: ``gt`` (the
+rendered GT depth: the meshing and evaluation floor), ``gt_front`` / ``gt_back`` (GT on one side,
+the prediction on the other, on the predicted silhouette), ``coarse`` (the coarse depth, bilinearly
+upsampled and post-processed like the refined one: what the refinement net adds).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import torch.nn.functional as F
 from evaluation.geometry import scan_ground_truth
 from inference.demo import evaluate_against_scan
 from inference.pointcloud import colored_point_cloud
-from inference.predictor import DEPTH_MASKS, Predictor
+from inference.predictor import DEPTH_MASKS, Prediction, Predictor, postprocess_depth
 from meshing.io import write_mesh
 from meshing.poisson import PoissonOptions, reconstruct
 from models.losses import get_normal
@@ -107,6 +114,53 @@ def map_metrics(
     return out
 
 
+DEPTH_SOURCES = ("pred", "gt", "gt_front", "gt_back", "coarse")
+
+
+def swap_depth(
+    source: str,
+    pred: Prediction,
+    gt_front: np.ndarray,
+    gt_back: np.ndarray,
+    mode: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Front and back depth [H, W] to mesh for ``source`` (see ``--depth_source``)."""
+    if source == "pred":
+        return pred.depth_front, pred.depth_back
+    if source == "gt":
+        return gt_front, gt_back
+    if source == "gt_front":
+        return np.where(pred.depth_front > 0, gt_front, 0), pred.depth_back
+    if source == "gt_back":
+        return pred.depth_front, np.where(pred.depth_back > 0, gt_back, 0)
+    if source == "coarse":
+        size = (pred.res, pred.res)
+        front, back = (
+            F.interpolate(torch.from_numpy(d)[None, None], size=size, mode="bilinear")[0, 0].numpy()
+            for d in (pred.down_depth_front, pred.down_depth_back)
+        )
+        return postprocess_depth(front, back, pred.mask, mode, pred.foreground)
+    raise ValueError(f"depth source must be one of {DEPTH_SOURCES}, got {source!r}")
+
+
+def interior_depth_errors(
+    pred_front: np.ndarray,
+    pred_back: np.ndarray,
+    gt_front: np.ndarray,
+    gt_back: np.ndarray,
+    cm_per_d: float,
+) -> dict[str, float]:
+    """Mean |error| and mean signed error (cm) of [H, W] depth maps inside the body."""
+    inner = _eroded(torch.from_numpy(gt_front > 0)[None, None].float(), 3)[0, 0].numpy() > 0
+    inner &= (pred_front > 0) & (pred_back > 0)
+    out = {}
+    for side, pd, gt in (("front", pred_front, gt_front), ("back", pred_back, gt_back)):
+        err = (pd - gt)[inner] * cm_per_d if inner.any() else np.zeros(1)
+        out[f"depth_{side}_cm"] = float(np.abs(err).mean())
+        out[f"depth_{side}_signed_cm"] = float(err.mean())
+    return out
+
+
 def evaluate_item(
     predictor: Predictor,
     data_path: Path,
@@ -115,6 +169,7 @@ def evaluate_item(
     variants: list[str],
     trim_quantile: float,
     work: Path,
+    depth_source: str = "pred",
 ) -> dict[str, dict[str, float]]:
     """Metrics of every variant for one item's view (see the module docstring)."""
     bgra, keypoints = view_input(data_path, "ANNY", item, yaw)
@@ -142,7 +197,13 @@ def evaluate_item(
             cm_per_d,
         )
         metrics["missing"] = float((fg & (pred.depth_front <= 0)).sum() / fg.sum())
-        points, colors = colored_point_cloud(pred.depth_front, pred.depth_back, pred.image, side)
+        metrics.update(
+            interior_depth_errors(pred.depth_front, pred.depth_back, gt_front, gt_back, cm_per_d)
+        )
+        front, back = swap_depth(depth_source, pred, gt_front, gt_back, mode)
+        points, colors = colored_point_cloud(
+            front.astype(np.float32), back.astype(np.float32), pred.image, side
+        )
         options = PoissonOptions(density_quantile=trim_quantile if trim else 0.0)
         mesh = reconstruct(points, colors, None, options)
         path = work / f"{item}_{variant}.obj"
@@ -170,12 +231,14 @@ def summarise(per_item: dict[str, dict[str, dict[str, float]]]) -> dict[str, dic
 
 
 def format_table(summary: dict[str, dict[str, float]]) -> str:
-    head = ["variant", "normal F / B deg", "missing %", "Chamfer", "P2S", "S2P", "NC", "F@1cm"]
+    head = ["variant", "normal F / B deg", "depth F / B cm", "missing %", "Chamfer", "P2S", "S2P"]
+    head += ["NC", "F@1cm"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for v, m in summary.items():
         cells = [
             v,
             f"{m['normal_front_deg']:.1f} / {m['normal_back_deg']:.1f}",
+            f"{m['depth_front_cm']:.1f} / {m['depth_back_cm']:.1f}",
             f"{100 * m['missing']:.1f}",
             *(f"{m[k]:.2f}" for k in ("chamfer", "p2s", "s2p")),
             f"{m['normal_consistency']:.3f}",
@@ -194,6 +257,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", nargs="*", help="items (default: every item under obj/ANNY)")
     p.add_argument("--yaw", type=int, default=0, help="view yaw of the input")
     p.add_argument("--variants", nargs="+", default=["order", "meet"], help="mode[+side][+trim]")
+    p.add_argument(
+        "--depth_source",
+        choices=DEPTH_SOURCES,
+        default="pred",
+        help="depth to mesh: the prediction, the GT, GT on one side, or the coarse depth",
+    )
     p.add_argument("--trim_quantile", type=float, default=0.02, help="density quantile of +trim")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--out", type=Path, help="JSON file for every figure")
@@ -211,11 +280,12 @@ def main(args: argparse.Namespace) -> None:
         for item in items:
             per_item[item] = evaluate_item(
                 predictor, args.data_path, item, args.yaw, args.variants, args.trim_quantile,
-                Path(work),
+                Path(work), args.depth_source,
             )  # fmt: skip
             first = per_item[item][args.variants[0]]
             print(
                 f"{item}: normal F/B {first['normal_front_deg']:.1f}/{first['normal_back_deg']:.1f}"
+                f" depth F/B {first['depth_front_cm']:.1f}/{first['depth_back_cm']:.1f} cm"
                 + "".join(
                     f" | {v}: C {m['chamfer']:.2f} P2S {m['p2s']:.2f} S2P {m['s2p']:.2f}"
                     f" miss {100 * m['missing']:.1f}%"
@@ -224,7 +294,10 @@ def main(args: argparse.Namespace) -> None:
                 flush=True,
             )
     summary = summarise(per_item)
-    print(f"\n{len(items)} items, checkpoint {args.checkpoint}, yaw {args.yaw}")
+    print(
+        f"\n{len(items)} items, checkpoint {args.checkpoint}, yaw {args.yaw}, "
+        f"meshed depth: {args.depth_source}"
+    )
     print(format_table(summary))
     m = summary[args.variants[0]]
     print(

@@ -40,17 +40,23 @@ def load_state_dict_strict(
     state: Mapping[str, torch.Tensor],
     source: str = "<state dict>",
     allow_missing: Iterable[str] = (),
+    drop: Iterable[str] = (),
 ) -> None:
     """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error.
 
     Args:
         allow_missing: key prefixes that may be absent (e.g. ``("refine.",)`` to start phase 2
             from a phase-1 checkpoint); everything else must match exactly.
+        drop: key prefixes of ``state`` to leave out before the comparison (e.g. ``("refine.",)``
+            to continue phase 1 from a phase-2 checkpoint).
     Raises:
         CheckpointError listing every offending key (up to 20 per kind) and the counts.
     """
     own = model.state_dict()
     allow = tuple(allow_missing)
+    dropped = tuple(drop)
+    if dropped:
+        state = {k: v for k, v in state.items() if not k.startswith(dropped)}
     missing = [k for k in own if k not in state and not k.startswith(allow)]
     unexpected = [k for k in state if k not in own]
     shapes = [
@@ -85,14 +91,19 @@ def read_checkpoint_file(path: str | os.PathLike) -> object:
 
 
 def load_checkpoint(
-    model: nn.Module, path: str | os.PathLike, allow_missing: Iterable[str] = ()
+    model: nn.Module,
+    path: str | os.PathLike,
+    allow_missing: Iterable[str] = (),
+    drop: Iterable[str] = (),
 ) -> dict:
-    """Read a checkpoint file (authors' ``.pth.tar`` or ours) and load it strictly into ``model``.
+    """Read a checkpoint file (authors' ``.pth.tar`` or ours) and load it strictly into ``model``
+    (``allow_missing``, ``drop``: see :func:`load_state_dict_strict`).
 
     Returns:
         the whole checkpoint dict (optimizer state, epoch ... when present).
     """
     source = os.fspath(path)
     checkpoint = read_checkpoint_file(source)
-    load_state_dict_strict(model, extract_state_dict(checkpoint, source), source, allow_missing)
+    state = extract_state_dict(checkpoint, source)
+    load_state_dict_strict(model, state, source, allow_missing, drop)
     return checkpoint if isinstance(checkpoint, dict) else {}

@@ -141,8 +141,8 @@ def _l1(pred: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(pred, target, reduction="none")
 
 
-def _smooth_l1(pred: Tensor, target: Tensor) -> Tensor:
-    return F.smooth_l1_loss(pred, target, reduction="none", beta=1.0)
+def _smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0) -> Tensor:
+    return F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
 
 
 def _bce_logits(pred: Tensor, target: Tensor) -> Tensor:
@@ -160,6 +160,9 @@ class LossConfig:
         normal_weight: ``N_ratio``, factor of every normal term (phase 1).
         l1_weight, ssim_weight: mix of L1 and ``1 - SSIM`` inside a normal term.
         depth_weight: Smooth-L1 depth terms.
+        depth_beta: Smooth-L1 beta of the depth terms, D units. The authors' 1.0 makes the loss
+            quadratic for every error under 1 D (57 cm at a person's size), so body errors of a
+            few cm get almost no gradient; 0 is plain L1 (README, "Depth loss").
         consistency_weight: Smooth-L1 between normals of predicted and GT depth.
         mask_weight: mask BCE term.
         mask_loss: ``"logits"`` (BCE-with-logits on the raw logit; default, the fix of §8 item 1) or
@@ -173,6 +176,7 @@ class LossConfig:
     l1_weight: float = 0.85
     ssim_weight: float = 0.15
     depth_weight: float = 0.85
+    depth_beta: float = 1.0
     consistency_weight: float = 0.15
     mask_weight: float = 1.0
     mask_loss: Literal["logits", "double_sigmoid"] = "logits"
@@ -206,6 +210,8 @@ class Loss2K2K(nn.Module):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         if config.mask_loss not in ("logits", "double_sigmoid"):
             raise ValueError(f"unknown mask_loss {config.mask_loss!r}")
+        if config.depth_beta < 0:
+            raise ValueError(f"depth_beta must be >= 0, got {config.depth_beta}")
         if config.reduction not in ("sum_items", "mean"):
             raise ValueError(f"unknown reduction {config.reduction!r}")
         self.phase = phase
@@ -249,11 +255,16 @@ class Loss2K2K(nn.Module):
             return _reduce(_bce_logits, logit, target, self.config.reduction)
         return _reduce(_bce_logits, prob, target, self.config.reduction)
 
-    def _smooth_l1_pair(self, pred: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> Tensor:
-        """Sum of the reduced Smooth-L1 (beta 1) of the (front, back) pairs, before the weight."""
+    def _smooth_l1_pair(
+        self, pred: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor], beta: float = 1.0
+    ) -> Tensor:
+        """Sum of the reduced Smooth-L1 of the (front, back) pairs, before the weight."""
         red = self.config.reduction
-        front = _reduce(_smooth_l1, pred[0], target[0], red)
-        return front + _reduce(_smooth_l1, pred[1], target[1], red)
+
+        def loss(p: Tensor, t: Tensor) -> Tensor:
+            return _smooth_l1(p, t, beta)
+
+        return _reduce(loss, pred[0], target[0], red) + _reduce(loss, pred[1], target[1], red)
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -317,7 +328,9 @@ class Loss2K2K(nn.Module):
 
         depth = zero
         if cfg.depth_weight != 0:
-            depth = self._smooth_l1_pair((pred_f, pred_b), (coarse_f_target, coarse_b))
+            depth = self._smooth_l1_pair(
+                (pred_f, pred_b), (coarse_f_target, coarse_b), cfg.depth_beta
+            )
             depth = cfg.depth_weight * depth
 
         consistency = zero
@@ -358,7 +371,8 @@ class Loss2K2K(nn.Module):
 
         depth = zero
         if cfg.depth_weight != 0:
-            depth = cfg.depth_weight * self._smooth_l1_pair((pred_f, pred_b), (front_target, gt_b))
+            depth = self._smooth_l1_pair((pred_f, pred_b), (front_target, gt_b), cfg.depth_beta)
+            depth = cfg.depth_weight * depth
 
         consistency = zero
         if cfg.consistency_weight != 0:

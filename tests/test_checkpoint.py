@@ -220,3 +220,18 @@ def test_truncated_file(tmp_path, recipe2):
 def test_directory_instead_of_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(small(2), tmp_path)
+
+
+def test_phase2_checkpoint_into_phase1_model_with_drop(tmp_path, recipe2):
+    """Continuing phase 1 from a phase-2 checkpoint: ``drop`` leaves its refinement net out and
+    everything else loads strictly (a missing phase-1 key is still an error)."""
+    path = tmp_path / "phase2.pth.tar"
+    torch.save(authors_checkpoint(recipe2), path)
+    model = small(1)
+    load_checkpoint(model, path, drop=("refine.",))
+    assert_state_equal(model, {k: v for k, v in recipe2.items() if not k.startswith("refine.")})
+    broken = dict(recipe2)
+    broken.pop("ImgNorm_to_Dep.Conv_1x1.weight")
+    torch.save(authors_checkpoint(broken), path)
+    with pytest.raises(CheckpointError, match="1 missing key"):
+        load_checkpoint(small(1), path, drop=("refine.",))

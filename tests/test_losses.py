@@ -503,3 +503,32 @@ def test_matches_authors_procedure(phase: int) -> None:
     got = Loss2K2K(phase, config)(outputs, batch, model.geometry)
     for key, value in expected.items():
         assert got[key].item() == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_depth_beta_is_l1_at_zero_and_authors_at_one(phase: int) -> None:
+    """``depth_beta`` changes only the depth term: 1 = the authors' Smooth-L1 (0.5 e^2 for
+    |e| < 1 D), 0 = plain L1; a constant error e on every pixel gives exactly those values."""
+    res, e = 64, 0.05
+    front = torch.full((1, 1, res, res), 2.0)
+    back = torch.full((1, 1, res, res), 2.3)
+    size = res // 8 if phase == 1 else res
+    key = "pred_down_depth" if phase == 1 else "pred_depth"
+    logit = torch.full((1, 1, size, size), 50.0)
+    outputs = {
+        f"{key}_front": torch.full((1, 1, size, size), 2.0 + e),
+        f"{key}_back": torch.full((1, 1, size, size), 2.3 - e),
+        f"{key}_mask_logit": logit,
+        f"{key}_mask": torch.sigmoid(logit),
+    }
+    batch = {"depth_front": front, "depth_back": back}
+    geo = PartGeometry.for_resolution(res)
+    off = {"normal_weight": 0.0, "consistency_weight": 0.0}
+    authors = Loss2K2K(phase, LossConfig(**off))(outputs, batch, geo)
+    l1 = Loss2K2K(phase, LossConfig(depth_beta=0.0, **off))(outputs, batch, geo)
+    w = LossConfig().depth_weight
+    assert authors["depth"].item() == pytest.approx(w * 2 * 0.5 * e**2, rel=1e-5)
+    assert l1["depth"].item() == pytest.approx(w * 2 * e, rel=1e-5)
+    assert l1["mask"].item() == authors["mask"].item()
+    with pytest.raises(ValueError, match="depth_beta"):
+        Loss2K2K(phase, LossConfig(depth_beta=-1.0))

@@ -3,6 +3,7 @@
 Usage::
 
     python -m utils.plot_log --run outputs/train/p1 --out outputs/train/p1/curves.png
+    python -m utils.plot_log --run outputs/train/p1 outputs/train/p2 --out curves.png  # stacked
 """
 
 from __future__ import annotations
@@ -104,13 +105,16 @@ def run_curves(run: Path) -> np.ndarray:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--run", required=True, help="a train.py --out_dir")
+    p.add_argument("--run", nargs="+", required=True, help="train.py --out_dir(s), one row each")
     p.add_argument("--out", required=True, help="output PNG")
     return p
 
 
 def main(args: argparse.Namespace) -> None:
-    write_image(args.out, run_curves(Path(args.run)))
+    rows = [run_curves(Path(run)) for run in args.run]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    write_image(args.out, np.concatenate(rows, axis=0))
     print(f"wrote {args.out}")
 
 

@@ -199,8 +199,11 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
     if args.normal_head_init == "alive":
         model.init_normal_heads_alive()
     if args.init_from:
-        allow = ("refine.",) if args.phase == 2 else ()
-        load_checkpoint(model, args.init_from, allow_missing=allow)
+        # phase 2 starts from phase-1 weights (no refinement net yet); phase 1 may continue from
+        # any checkpoint of this model, a phase-2 one included (its refinement net is left out)
+        refine = ("refine.",)
+        allow, drop = (refine, ()) if args.phase == 2 else ((), refine)
+        load_checkpoint(model, args.init_from, allow_missing=allow, drop=drop)
         log.info("initialised from %s", args.init_from)
     elif args.phase == 2:
         log.warning("phase 2 without --init_from: the frozen networks are untrained")
@@ -411,7 +414,10 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=args.lr)
     loss_fn = Loss2K2K(
-        args.phase, LossConfig(mask_loss=args.mask_loss, reduction=args.loss_reduction)
+        args.phase,
+        LossConfig(
+            mask_loss=args.mask_loss, reduction=args.loss_reduction, depth_beta=args.depth_beta
+        ),
     )
     train_set, val_set = build_datasets(args)
     sampler = DistributedSampler(
