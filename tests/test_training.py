@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from models import build_model
 from models.export import export_weights
 from models.losses import Loss2K2K, coarse_sample, get_normal, part_normal_targets
 from models.parts import PART_NETS
+from utils import plot_log
 from utils.metrics import angle_error_deg
 from utils.plot_log import run_curves
 from utils.training import NonFiniteLossError
@@ -92,6 +94,16 @@ def test_phase1_then_phase2_smoke(synthetic_training_set, tmp_path):
     model = build_model(phase=2, res=RES, width=float(WIDTH), checkpoint=tmp_path / "weights.pt")
     for key, value in model.state_dict().items():
         assert torch.equal(value, after[key]), key
+
+    # phase 1 continues from the phase-2 checkpoint (its refinement net left out), with L1 depth
+    p1b = tmp_path / "p1b"
+    extra = ("--max_steps", "1", "--depth_beta", "0", "--init_from", str(p2 / "last.pt"))
+    train_loop(train_args(synthetic_training_set, p1b, "--phase", "1", *extra))
+    assert len(losses(p1b)) == 1 and json.loads((p1b / "args.json").read_text())["depth_beta"] == 0
+    png = tmp_path / "curves.png"  # p1 (no validation: one chart) above p2 (two charts)
+    plot_log.main(plot_log.get_parser().parse_args(["--run", str(p1), str(p2), "--out", str(png)]))
+    stacked = cv2.imread(str(png))
+    assert stacked.shape == (curves.shape[0] + run_curves(p1).shape[0], curves.shape[1], 3)
 
 
 def test_resume_continues_exactly(synthetic_training_set, tmp_path):
