@@ -55,8 +55,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (Adam)")
     p.add_argument(
         "--init_from",
-        help="phase 2: phase-1 checkpoint (ours or the authors'); phase 1: weights to continue "
-        "from (a phase-2 checkpoint's refinement net is left out)",
+        help="phase 2: phase-1 checkpoint (ours or the authors'), or a phase-2 one whose "
+        "refinement net then trains on; phase 1: weights to continue from (a phase-2 "
+        "checkpoint's refinement net is left out)",
     )
     p.add_argument(
         "--frozen_train_mode",

@@ -4,7 +4,8 @@ Phase 1 trains the coarse normal net, the five part normal nets and the coarse d
 
 * **normal**: 12 tensors (5 part fronts, coarse front, 5 part backs, coarse back), each
   ``normal_weight * (l1_weight * L1 + ssim_weight * (1 - SSIM))``;
-* **depth**: Smooth-L1 (beta 1) of the coarse front/back depth, ``depth_weight``;
+* **depth**: Smooth-L1 (beta ``depth_beta``, the authors' 1) of the coarse front/back depth,
+  ``depth_weight``;
 * **consistency**: Smooth-L1 between ``get_normal`` of the predicted coarse depth (zeroed where the
   coarse GT front depth is 0) and the coarse GT normals, ``consistency_weight``;
 * **mask**: BCE of the coarse mask, ``mask_weight``.
