@@ -134,11 +134,9 @@ def swap_depth(
     if source == "gt_back":
         return pred.depth_front, np.where(pred.depth_back > 0, gt_back, 0)
     if source == "coarse":
-        size = (pred.res, pred.res)
-        front, back = (
-            F.interpolate(torch.from_numpy(d)[None, None], size=size, mode="bilinear")[0, 0].numpy()
-            for d in (pred.down_depth_front, pred.down_depth_back)
-        )
+        coarse = torch.from_numpy(np.stack((pred.down_depth_front, pred.down_depth_back)))[None]
+        up = F.interpolate(coarse, (pred.res, pred.res), mode="bilinear", align_corners=False)
+        front, back = up[0].numpy()
         return postprocess_depth(front, back, pred.mask, mode, pred.foreground)
     raise ValueError(f"depth source must be one of {DEPTH_SOURCES}, got {source!r}")
 
