@@ -2,16 +2,22 @@
 
 Every ``.png .jpg .jpeg`` (any case) in ``--data_path`` needs keypoints beside it (or in
 ``--keypoint_dir``): ``<stem>_keypoints.json`` (OpenPose BODY_25 + hands) or
-``<stem>_keypoints.npy`` ((31, 3) rows ``u, v, confidence`` in the image's pixels). The foreground
-comes from the image's alpha channel, else ``--mask_dir`` (``<stem>_mask.png`` or ``<stem>.png``),
-else rembg with a local U^2-Net file (``--rembg_model`` or ``$U2NET_HOME/u2net.onnx``; nothing is
-downloaded). Outputs, in the authors' layout under ``<save_path>/<save_name>/``: ``depth/``,
-``normal/``, ``cons/``, ``normal_parts/``, ``images/``, ``output_plys/``, ``output_plys_c/`` and
-``args.json``. A bad image is reported with the reason and skipped; the exit status is 1 if any
-image failed.
+``<stem>_keypoints.npy`` ((31, 3) rows ``u, v, confidence`` in the image's pixels); with
+``--keypoints auto`` the built-in detector (photo extra: ``bash scripts/setup.sh --photo``) finds
+them when there is no file, with ``--keypoints detect`` always. The foreground comes from the
+image's alpha channel, else ``--mask_dir`` (``<stem>_mask.png`` or ``<stem>.png``), else rembg
+with a local U^2-Net file (``--rembg_model`` or ``$U2NET_HOME/u2net.onnx``; nothing is downloaded
+unless ``--allow_download``), or with ``--mask auto`` the photo extra's person segmenter. Outputs,
+in the authors' layout under ``<save_path>/<save_name>/``: ``depth/``, ``normal/``, ``cons/``,
+``normal_parts/``, ``images/``, ``output_plys/``, ``output_plys_c/``, ``args.json``, and for
+detected keypoints ``keypoints/<stem>_keypoints.json`` (OpenPose layout, editable, read back with
+``--keypoint_dir``) and ``keypoints/<stem>_overlay.jpg``. A bad image is reported with the reason
+and skipped; the exit status is 1 if any image failed.
 
 Examples:
     python test_02_model.py --data_path photos --checkpoint checkpoints/ckpt_bg_mask.pth.tar
+    python test_02_model.py --data_path plain_photos --checkpoint checkpoints/demo_w025_512.pt \\
+        --keypoints auto --mask auto
     python test_02_model.py --data_path photos --checkpoint outputs/train/p2/best.pt \\
         --save_path result --save_name run1 --mask_dir photos/masks --device cuda
 """
@@ -27,7 +33,9 @@ from pathlib import Path
 import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from inference import InputError, OutputOptions, Predictor, list_images, run_folder
+from inference import InputError, InputOptions, OutputOptions, Predictor, list_images, run_folder
+from inference.batch import KEYPOINT_SOURCES, MASK_SOURCES
+from inference.detect import PhotoExtraMissing
 from inference.pointcloud import BACK_COLORS
 from inference.predictor import DEPTH_MASKS
 from models import CheckpointError
@@ -46,8 +54,27 @@ def get_parser() -> argparse.ArgumentParser:
     io.add_argument("--save_path", default="result", help="output root (authors: ./result)")
     io.add_argument("--save_name", default="test", help="output folder under --save_path")
     io.add_argument("--keypoint_dir", help="folder of <stem>_keypoints.json|npy (default: inputs)")
+    io.add_argument(
+        "--keypoints",
+        choices=KEYPOINT_SOURCES,
+        default="file",
+        help="file: the keypoint file (authors); auto: the file, else the built-in detector; "
+        "detect: always the detector (photo extra)",
+    )
     io.add_argument("--mask_dir", help="masks <stem>_mask.png or <stem>.png for images w/o alpha")
+    io.add_argument(
+        "--mask",
+        choices=MASK_SOURCES,
+        default="rembg",
+        help="mask of images without alpha or mask file: rembg (authors), segmenter (photo "
+        "extra), auto: the segmenter if installed and no --rembg_model, else rembg",
+    )
     io.add_argument("--rembg_model", help="local u2net.onnx (default: $U2NET_HOME/u2net.onnx)")
+    io.add_argument(
+        "--allow_download",
+        action="store_true",
+        help="without a local rembg model, let rembg download it (needs internet; off: never)",
+    )
     io.add_argument("--skip_existing", action="store_true", help="skip images already done")
     model = p.add_argument_group("model")
     model.add_argument("--res", type=int, help="working resolution (default: the checkpoint's)")
@@ -86,7 +113,15 @@ def main(args: argparse.Namespace) -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(args.save_path) / args.save_name
+    inputs = InputOptions(
+        keypoints=args.keypoints,
+        mask=args.mask,
+        keypoint_dir=args.keypoint_dir,
+        mask_dir=args.mask_dir,
+        rembg_model_given=args.rembg_model is not None,
+    )
     try:
+        inputs.check()
         images = list_images(args.data_path)
         predictor = Predictor(
             args.checkpoint,
@@ -94,9 +129,10 @@ def main(args: argparse.Namespace) -> None:
             width=args.width,
             device=device,
             rembg_model=args.rembg_model,
+            allow_download=args.allow_download,
             depth_mask=args.depth_mask,
         )
-    except (InputError, CheckpointError, ValueError) as e:
+    except (InputError, CheckpointError, ValueError, PhotoExtraMissing) as e:
         raise SystemExit(f"error: {e}") from e
     options = OutputOptions(
         normal_parts=not args.no_normal_parts,
@@ -104,15 +140,19 @@ def main(args: argparse.Namespace) -> None:
         back_color=args.back_color,
         authors_scale=args.authors_scale,
     )
-    resolved = {**vars(args), "device": device, "res": predictor.res}
+    resolved = {
+        **vars(args),
+        "device": device,
+        "res": predictor.res,
+        "mask_fallback": inputs.mask_fallback,
+    }
     write_text(out_dir / "args.json", json.dumps(resolved, indent=2))
     with logging_redirect_tqdm():
         report = run_folder(
             predictor,
             images,
             out_dir,
-            keypoint_dir=args.keypoint_dir,
-            mask_dir=args.mask_dir,
+            inputs=inputs,
             options=options,
             skip_existing=args.skip_existing,
         )

@@ -5,13 +5,15 @@ carries no mask), a mask file ``<mask_dir>/<stem>_mask.png`` or ``<mask_dir>/<st
 rembg on the padded, resized image as the authors (facts §1.1 step 3: model "u2net",
 ``post_process_mask=True``, foreground = alpha > 0).
 
-rembg never downloads anything here: the model file is looked up first (``--rembg_model``, else
+rembg downloads nothing by default: the model file is looked up first (``--rembg_model``, else
 ``$U2NET_HOME/u2net.onnx``, else rembg's default ``~/.u2net/u2net.onnx``) and, if absent, a clear
 error says how to provide it; the session is built from that file through a subclass whose
-``download_models`` returns the local path, so rembg's downloader is never reached. rembg is
-imported only when a mask has to be computed (its import is slow), and one session serves the
-whole batch. Deviations from the authors (facts §8 item 23): one session instead of one per
-image; the image is passed as RGB (they passed BGR).
+``download_models`` returns the local path, so rembg's downloader is never reached. Only with
+the explicit opt-in ``allow_download`` (``--allow_download``) and no local file does rembg fetch
+its model the normal way (``rembg.new_session("u2net")``, into ``$U2NET_HOME`` or ``~/.u2net``).
+rembg is imported only when a mask has to be computed (its import is slow), and one session
+serves the whole batch. Deviations from the authors (facts §8 item 23): one session instead of
+one per image; the image is passed as RGB (they passed BGR).
 """
 
 from __future__ import annotations
@@ -94,10 +96,14 @@ def read_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     return fg
 
 
-def find_u2net_model(model_path: str | os.PathLike | None = None) -> Path:
+def find_u2net_model(
+    model_path: str | os.PathLike | None = None, required: bool = True
+) -> Path | None:
     """The local U^2-Net ONNX file: ``model_path``, else ``$U2NET_HOME/u2net.onnx``, else
     ``~/.u2net/u2net.onnx``.
 
+    Returns:
+        the file, or None when it is absent and not ``required`` (``model_path`` must exist).
     Raises:
         BackgroundRemovalError: the file is absent (the message says how to provide one).
     """
@@ -109,23 +115,37 @@ def find_u2net_model(model_path: str | os.PathLike | None = None) -> Path:
     home = os.environ.get("U2NET_HOME")
     folder = Path(home).expanduser() if home else Path("~/.u2net").expanduser()
     path = folder / U2NET_FILE
-    if path.is_file():
-        return path
+    if path.is_file() or not required:
+        return path if path.is_file() else None
     raise BackgroundRemovalError(
         f"no alpha channel or mask, and no local rembg model ({path} absent): nothing is "
-        f"downloaded at run time; put {U2NET_FILE} ({U2NET_URL}) in a folder and pass "
-        "--rembg_model FILE or set U2NET_HOME to that folder, or give the image an alpha "
-        "channel or a mask (--mask_dir)"
+        f"downloaded unless you pass --allow_download; put {U2NET_FILE} ({U2NET_URL}) in a "
+        "folder and pass --rembg_model FILE or set U2NET_HOME to that folder, or give the image "
+        "an alpha channel or a mask (--mask_dir), or install the photo extra "
+        "(bash scripts/setup.sh --photo) for its bundled segmenter"
     )
 
 
-def _create_session(model: Path) -> object:
-    """A rembg "u2net" session reading ``model`` (never rembg's downloader)."""
+def _require_rembg() -> None:
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("rembg") is None:
         raise BackgroundRemovalError(
-            "background removal needs rembg with onnxruntime: pip install 'rembg[cpu]' "
-            "(or give the images an alpha channel or masks with --mask_dir)"
+            "background removal needs rembg with onnxruntime: bash scripts/setup.sh --photo "
+            "(or pip install 'rembg[cpu]'), or give the images an alpha channel or masks "
+            "with --mask_dir"
         )
+
+
+def _create_session(model: Path | None) -> object:
+    """A rembg "u2net" session reading ``model``; ``None``: rembg's own session, which
+    downloads the model when it is not in rembg's folder (the ``allow_download`` opt-in)."""
+    _require_rembg()
+    if model is None:
+        from rembg import new_session
+
+        try:
+            return new_session("u2net")
+        except Exception as exc:  # requests/pooch errors share no base class with ours
+            raise BackgroundRemovalError(f"rembg could not download its model ({exc})") from exc
     import onnxruntime as ort
     from rembg.sessions.u2net import U2netSession
 
@@ -145,10 +165,14 @@ class RembgMasker:
 
     Args:
         model_path: local U^2-Net ONNX file (see :func:`find_u2net_model`).
+        allow_download: without a local file, let rembg download its model (opt-in).
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, allow_download: bool = False
+    ) -> None:
         self.model_path = model_path
+        self.allow_download = allow_download
         self._session: object | None = None
 
     def __call__(self, rgb: np.ndarray, source: str = "<image>") -> np.ndarray:
@@ -161,7 +185,8 @@ class RembgMasker:
         """
         if self._session is None:
             try:
-                self._session = _create_session(find_u2net_model(self.model_path))
+                model = find_u2net_model(self.model_path, required=not self.allow_download)
+                self._session = _create_session(model)
             except BackgroundRemovalError as exc:
                 raise BackgroundRemovalError(f"{source}: {exc}") from exc
         from rembg import remove

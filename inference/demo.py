@@ -19,15 +19,10 @@ import torch
 
 from evaluation.geometry import load_mesh, mesh_metrics, render_frame_to_scan, scan_ground_truth
 from evaluation.normal_images import normal_images
+from inference.batch import InputReader
 from inference.io import image_stem, list_images, write_files
 from inference.panel import mesh_normal_tile
-from inference.predictor import (
-    OutputOptions,
-    Prediction,
-    Predictor,
-    load_item,
-    prediction_files,
-)
+from inference.predictor import OutputOptions, Prediction, Predictor, prediction_files
 from meshing.batch import mesh_file
 from meshing.poisson import PoissonOptions
 from utils.fileio import write_json
@@ -112,10 +107,11 @@ def run_demo(
     predictor = Predictor(checkpoint, device=device)
     options = OutputOptions(normal_parts=False)
     items: list[DemoItem] = []
+    reader = InputReader()
     for path in list_images(data_dir / "images"):
         stem = image_stem(path)
-        image, keypoints, mask = load_item(path, None, None)
-        pred = predictor.predict(image, keypoints, mask, source=os.fspath(path))
+        item = reader.read(path)
+        pred = predictor.predict(item.image, item.keypoints, item.mask, source=os.fspath(path))
         write_files(out_dir, prediction_files(pred, stem, options))
         mesh = out_dir / "output_objs" / f"{stem}.obj"
         stats = mesh_file(

@@ -20,8 +20,8 @@ what the authors' ``test_02_model.py`` does per image (facts §1.1, §7.1, §7.2
    leaves holes where thin parts crossed, 11 % of the body on the demo people); ``"predicted"``
    is ``"order"`` plus the refined mask (the authors ignore that output, facts §8 item 24).
 
-The outputs of :func:`run_folder` (``test_02_model.py``) follow the authors' layout; see
-:func:`output_names`.
+The outputs of :func:`inference.batch.run_folder` (``test_02_model.py``) follow the authors'
+layout; see :func:`output_names`.
 """
 
 from __future__ import annotations
@@ -30,13 +30,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datasets.augment import JITTER_OPS, JitterParams, apply_jitter
 from models import CheckpointError, Model2K2K, build_model
@@ -51,20 +48,14 @@ from utils.keypoints import (
     part_matrices,
 )
 
-from .background import BackgroundRemovalError, RembgMasker, alpha_mask, find_mask_file, read_mask
+from .background import RembgMasker, alpha_mask
 from .io import (
     InputError,
     check_image_size,
     check_keypoints_in_image,
     encode_png,
-    image_stem,
-    keypoint_file,
-    list_images,
-    load_keypoints,
-    read_image,
     square_image,
     square_mask,
-    write_files,
 )
 from .pointcloud import AUTHORS_PLY_SCALE, BACK_COLORS, colored_point_cloud, encode_ply
 
@@ -310,6 +301,8 @@ class Predictor:
         width: channel multiplier; default from the checkpoint.
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
         rembg_model: local U^2-Net ONNX file for images without alpha or mask.
+        allow_download: without a local model, let rembg download its own (opt-in; off, nothing
+            is ever downloaded).
         color_factor: brightness, contrast and saturation factor (1.0 = no colour transform).
         depth_mask: ``"meet"`` (default), ``"order"`` (authors: keep front <= back) or
             ``"predicted"`` (also require the refined mask > 0.5); see :func:`postprocess_depth`.
@@ -322,6 +315,7 @@ class Predictor:
         width: float | None = None,
         device: str = "cpu",
         rembg_model: str | os.PathLike | None = None,
+        allow_download: bool = False,
         color_factor: float = COLOR_FACTOR,
         depth_mask: str = "meet",
     ) -> None:
@@ -340,7 +334,7 @@ class Predictor:
         self.model = model.eval().to(device=device, memory_format=torch.channels_last)
         self.res = model.res
         self.device = torch.device(device)
-        self.masker = RembgMasker(rembg_model)
+        self.masker = RembgMasker(rembg_model, allow_download)
         self.jitter = JitterParams(JITTER_OPS, color_factor, color_factor, color_factor)
         self.depth_mask = depth_mask
 
@@ -501,103 +495,3 @@ def prediction_files(pred: Prediction, stem: str, options: OutputOptions) -> dic
     names = output_names(stem, options)
     assert sorted(files) == sorted(names), "prediction_files and output_names disagree"
     return {name: files[name] for name in names}
-
-
-# ------------------------------------------------------------------------------------------------
-# Folder driver
-# ------------------------------------------------------------------------------------------------
-
-ITEM_ERRORS = (InputError, KeypointError, BackgroundRemovalError, OSError, torch.OutOfMemoryError)
-"""Errors that fail one image; the batch goes on."""
-
-
-@dataclass
-class BatchReport:
-    """Result of :func:`run_folder`: images done, skipped (outputs present) and failed."""
-
-    done: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-def load_item(
-    path: Path, keypoint_dir: str | os.PathLike | None, mask_dir: str | os.PathLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Read one input: the RGB(A) image, its keypoints and, when the image carries no alpha
-    mask and ``mask_dir`` has one, its mask file.
-
-    Returns:
-        image [H, W, 3|4] uint8, keypoints (31, 3), mask [H, W] bool or None.
-    """
-    image = read_image(path)
-    h, w = image.shape[:2]
-    kp_path = keypoint_file(path, keypoint_dir)
-    keypoints = load_keypoints(kp_path)
-    check_keypoints_in_image(keypoints, h, w, os.fspath(kp_path))
-    mask = None
-    has_alpha = image.shape[2] == 4 and alpha_mask(image, os.fspath(path)) is not None
-    if mask_dir is not None and not has_alpha:
-        mask_path = find_mask_file(mask_dir, image_stem(path), path)
-        if mask_path is not None:
-            mask = read_mask(mask_path, h, w)
-    return image, keypoints, mask
-
-
-def run_folder(
-    predictor: Predictor,
-    images: Sequence[Path] | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    keypoint_dir: str | os.PathLike | None = None,
-    mask_dir: str | os.PathLike | None = None,
-    options: OutputOptions | None = None,
-    skip_existing: bool = False,
-    progress: bool = True,
-) -> BatchReport:
-    """Run the Predictor on every image and write the outputs (:func:`output_names`).
-
-    A bad image (or keypoint, mask, rembg problem) is logged with its file and the reason and
-    leaves no output file; the others go on. An image with the stem of an earlier one
-    (``a.png``, ``a.jpg``) fails too, instead of overwriting that one's outputs.
-
-    Args:
-        predictor: the model.
-        images: a folder (:func:`inference.io.list_images`) or a list of image files.
-        out_dir: output root (the authors' ``<save_path>/<save_name>``).
-        keypoint_dir: folder of the keypoint files (default: beside each image).
-        mask_dir: folder of mask files for images without alpha (else rembg).
-        options: what to write (default :class:`OutputOptions`).
-        skip_existing: skip images whose outputs all exist.
-        progress: show a tqdm bar.
-    """
-    options = options or OutputOptions()
-    paths = list_images(images) if isinstance(images, (str, os.PathLike)) else list(images)
-    report = BatchReport()
-    stems: dict[str, Path] = {}
-    for path in tqdm(paths, desc="2K2K", unit="image", disable=not progress):
-        stem = image_stem(path)
-        if stem in stems:  # a.png and a.jpg: the second would overwrite (or "skip") the first
-            message = f"{path}: same name as {stems[stem].name}, whose outputs it would replace"
-            log.error("FAILED %s", message)
-            report.failed.append((path, message))
-            continue
-        stems[stem] = path
-        names = output_names(stem, options)
-        if skip_existing and all((Path(out_dir) / n).is_file() for n in names):
-            report.skipped.append(path)
-            continue
-        try:
-            image, keypoints, mask = load_item(path, keypoint_dir, mask_dir)
-            pred = predictor.predict(image, keypoints, mask, source=os.fspath(path))
-            write_files(out_dir, prediction_files(pred, stem, options))
-        except ITEM_ERRORS as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.error("FAILED %s: %s", path, message)
-            report.failed.append((path, message))
-            continue
-        log.info("%s: forward %.1f s", path.name, pred.seconds)
-        report.done.append(path)
-    return report

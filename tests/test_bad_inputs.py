@@ -21,7 +21,7 @@ import torch
 from test_inference import syn_item, tiny_model, write_syn_item
 
 import test_02_model
-from inference import OutputOptions, Predictor, run_folder
+from inference import InputOptions, OutputOptions, Predictor, run_folder
 from inference.background import RembgMasker
 from inference.predictor import output_names
 from models import build_model
@@ -308,7 +308,7 @@ def test_bad_input_case(
         monkeypatch.setattr(predictor, "masker", RembgMasker(tmp_path / "u2net.onnx"))
     out = tmp_path / "out"
     mask_dir = folder / case.mask_dir if case.mask_dir is not None else None
-    report = run_folder(predictor, folder, out, mask_dir=mask_dir, progress=False)
+    report = run_folder(predictor, folder, out, InputOptions(mask_dir=mask_dir), progress=False)
 
     assert "good.png" in [p.name for p in report.done]
     assert not list(out.rglob(".*")), "temporary files left behind"
@@ -331,7 +331,8 @@ def test_bad_input_case(
 
 def test_opaque_alpha_falls_back_to_the_mask(predictor: Predictor, tmp_path: Path) -> None:
     CASES["opaque_alpha_uses_mask"].make(tmp_path)
-    run_folder(predictor, [tmp_path / "bad.png"], tmp_path / "out", tmp_path, tmp_path / "masks")
+    inputs = InputOptions(keypoint_dir=tmp_path, mask_dir=tmp_path / "masks")
+    run_folder(predictor, [tmp_path / "bad.png"], tmp_path / "out", inputs)
     cut = cv2.imread(str(tmp_path / "out/images/bad.png"), cv2.IMREAD_UNCHANGED)
     coverage = (cut[:, :, 3] > 0).mean()
     assert 0.05 < coverage < 0.5  # the mask's person, not the whole opaque frame
