@@ -30,6 +30,7 @@ places joints it cannot see, e.g. ankles below a photo cut at the knees, beyond 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
@@ -117,18 +118,26 @@ def photo_extra_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Drop MediaPipe's native log noise (file descriptor 2) and pass every other line on."""
+def quiet_native_output() -> Iterator[None]:
+    """Drop MediaPipe's native log noise (file descriptors 1 and 2, written by its C++ threads)
+    and pass every other line on to stderr."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(1), os.dup(2)]
     with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
         try:
             yield
         finally:
+            libc.fflush(None)  # C stdio buffers, still aimed at the temporary file
+            sys.stdout.flush()
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
             tmp.seek(0)
             for line in tmp.read().decode(errors="replace").splitlines():
                 if line.strip() and not any(n in line for n in _NOISE):
@@ -139,7 +148,7 @@ def _import_holistic() -> object:
     missing = photo_extra_missing()
     if missing is not None:
         raise PhotoExtraMissing(missing)
-    with quiet_native_stderr():
+    with quiet_native_output():
         from mediapipe.python.solutions import holistic
     return holistic
 
@@ -215,16 +224,20 @@ class KeypointDetector:
         holistic = _import_holistic()
         self.min_confidence = min_confidence
         self.segmentation = segmentation
-        with quiet_native_stderr():
+        with quiet_native_output():
             self._graph = holistic.Holistic(
                 static_image_mode=True,
                 model_complexity=1,
                 enable_segmentation=segmentation,
                 refine_face_landmarks=False,
             )
+            # the graph's threads set up their models (and log about it) at the first frame:
+            # run one now, while the noise is caught, rather than in the middle of the batch
+            self._graph.process(np.zeros((64, 64, 3), np.uint8))
 
     def close(self) -> None:
-        self._graph.close()
+        with quiet_native_output():
+            self._graph.close()
 
     def __enter__(self) -> KeypointDetector:
         return self
@@ -241,7 +254,7 @@ class KeypointDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"{source}: expected [H, W, 3] uint8 RGB, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
-        with quiet_native_stderr():
+        with quiet_native_output():
             result = self._graph.process(np.ascontiguousarray(rgb))
         pose = _landmarks(result.pose_landmarks, 33)
         if pose is None:

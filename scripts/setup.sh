@@ -3,8 +3,19 @@
 # the libraries for headless rendering and Open3D), then a virtual environment in .venv with
 # requirements.txt. The first run needs the package registries (apt, PyPI); a second run only checks
 # and works offline. Nothing here or in the code downloads weights or data.
+#
+#   bash scripts/setup.sh           the main environment
+#   bash scripts/setup.sh --photo   also the photo extra (requirements-photo.txt: built-in keypoints
+#                                   and masks); it adds packages and changes none already there
 set -euo pipefail
 cd "$(dirname "$0")/.."
+photo=0
+for arg in "$@"; do
+  case "$arg" in
+    --photo) photo=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--photo]" >&2; exit 2 ;;
+  esac
+done
 
 apt_pkgs=(python3-venv libosmesa6 libusb-1.0-0 libgl1 libegl1)
 missing=()
@@ -31,5 +42,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
+fi
+if [ "$photo" -eq 1 ]; then
+  pstamp=.venv/.photo.sha
+  pwant=$( (cat "$stamp"; sha256sum requirements-photo.txt) | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$pstamp" ] || [ "$(cat "$pstamp")" != "$pwant" ]; then
+    echo "[setup] installing the photo extra (first time: ~1 minute)"
+    pin=$(mktemp)
+    trap 'rm -f "$pin"' EXIT
+    # everything already installed stays at its version (numpy 2, opencv headless, protobuf ...)
+    .venv/bin/python -m pip list --format=freeze --exclude-editable --disable-pip-version-check \
+      > "$pin"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c "$pin" \
+      -r requirements-photo.txt
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps mediapipe==0.10.21
+    echo "$pwant" > "$pstamp"
+  fi
+  .venv/bin/python -c "from inference.detect import KeypointDetector; KeypointDetector().close()"
+  echo "[setup] photo extra ok (mediapipe 0.10.21)"
 fi
 echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
