@@ -57,6 +57,17 @@ RUN grep -v '^torch==' requirements.txt > /tmp/requirements-no-torch.txt \
     && rm /tmp/requirements-no-torch.txt \
     && python -c "import torch; assert torch.version.cuda == '11.8', torch.version.cuda"
 
+# the photo extra (built-in keypoints and masks, requirements-photo.txt; --build-arg PHOTO=0 to
+# leave it out): mediapipe without its declared numpy<2 / opencv-contrib, nothing installed changes
+ARG PHOTO=1
+COPY requirements-photo.txt ./
+RUN if [ "$PHOTO" = 1 ]; then \
+        pip list --format=freeze --exclude-editable > /tmp/pin \
+        && pip install -c /tmp/pin -r requirements-photo.txt \
+        && pip install --no-deps mediapipe==0.10.21 \
+        && rm /tmp/pin; \
+    fi
+
 COPY --chown=app:app . .
 RUN pip install --no-deps -e . \
     && mkdir -p outputs checkpoints \

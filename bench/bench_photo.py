@@ -232,11 +232,9 @@ def main(args: argparse.Namespace) -> None:
     )
     for j, name in enumerate(PART_NAMES):
         if off[:, j].any():
-            print(
-                f"  {name:<12} {int(off[:, j].sum())} photo(s): deg "
-                f"{np.round(angles[off[:, j], j], 1).tolist()} scale "
-                f"{np.round(scales[off[:, j], j], 3).tolist()}"
-            )
+            deg = ", ".join(f"{v:.1f}" for v in angles[off[:, j], j])
+            ratio = ", ".join(f"{v:.3f}" for v in scales[off[:, j], j])
+            print(f"  {name:<12} {int(off[:, j].sum())} photo(s): deg [{deg}] scale [{ratio}]")
     print(
         f"\nmask IoU vs alpha: black background mean {np.mean(ious_black):.3f} "
         f"(min {np.min(ious_black):.3f}); cluttered background mean {np.mean(ious_clutter):.3f}"
