@@ -304,6 +304,8 @@ class KeypointDetector:
         """Centre (u, v) of a second person, found by detecting again with the first one's
         box (its landmarks, 15 % margin) painted over in the photo's median colour; else None.
         """
+        if len(points) == 0:
+            return None
         lo, hi = points.min(axis=0), points.max(axis=0)
         margin = 0.15 * (hi - lo) + 2.0
         x0, y0 = np.floor(np.maximum(lo - margin, 0)).astype(int)
