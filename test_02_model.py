@@ -37,7 +37,7 @@ from inference import InputError, InputOptions, OutputOptions, Predictor, list_i
 from inference.batch import KEYPOINT_SOURCES, MASK_SOURCES
 from inference.detect import PhotoExtraMissing
 from inference.pointcloud import BACK_COLORS
-from inference.predictor import DEPTH_MASKS
+from inference.predictor import DEPTH_MASKS, PRECISIONS
 from models import CheckpointError
 from utils.fileio import write_text
 
@@ -81,6 +81,12 @@ def get_parser() -> argparse.ArgumentParser:
     model.add_argument("--width", type=float, help="channel multiplier (default: the checkpoint's)")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     model.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    model.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="fp32",
+        help="fp32 (authors' numbers), or bf16/fp16 autocast: faster, errors in the README",
+    )
     model.add_argument(
         "--depth_mask",
         choices=DEPTH_MASKS,
@@ -131,6 +137,7 @@ def main(args: argparse.Namespace) -> None:
             rembg_model=args.rembg_model,
             allow_download=args.allow_download,
             depth_mask=args.depth_mask,
+            precision=args.precision,
         )
     except (InputError, CheckpointError, ValueError, PhotoExtraMissing) as e:
         raise SystemExit(f"error: {e}") from e

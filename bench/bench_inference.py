@@ -2,8 +2,10 @@
 
 Each configuration runs in a fresh process so its peak RSS is its own:
 
-* ``lean``: the default inference path (channels_last, tiled refinement, BatchNorm folded);
-* ``baseline``: the same model without the memory measures (NCHW, refinement in one piece).
+* ``lean``: a plain ``build_model(...).eval()`` call with NCHW inputs, as any caller makes it:
+  the model runs channels_last in eval by itself, the refinement in tiles;
+* ``bf16``: the same under ``torch.autocast(dtype=torch.bfloat16)`` (``--precision bf16``);
+* ``baseline``: the same model without the measures (NCHW, refinement in one piece).
 
 Usage:
     python -m bench.bench_inference --res 2048          # target on 2 CPU cores: <= 10 s, <= 2 GB
@@ -22,7 +24,7 @@ from bench.common import base_parser, fixture_theta, peak_rss_gb, run_children
 from models import build_model
 from models.recipe import recipe_state_dict
 
-CONFIGS = ("lean", "baseline")
+CONFIGS = ("lean", "bf16", "baseline")
 
 
 def measure(config: str, res: int, threads: int, repeat: int) -> dict:
@@ -30,11 +32,11 @@ def measure(config: str, res: int, threads: int, repeat: int) -> dict:
     torch.set_num_threads(threads)
     model = build_model(phase=2, res=res)
     model.load_state_dict(recipe_state_dict(model))
-    model.eval()
-    if config == "lean":
-        model = model.to(memory_format=torch.channels_last)
-    else:
+    if config == "baseline":
+        model.eval_channels_last = False
         model.refine.tile_pixels = 0
+    model.eval()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config == "bf16")
     g = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, res, res, generator=g) * 2 - 1
     theta = fixture_theta()
@@ -42,7 +44,8 @@ def measure(config: str, res: int, threads: int, repeat: int) -> dict:
     with torch.no_grad():
         for _ in range(repeat):
             start = time.perf_counter()
-            out = model(image, theta)
+            with autocast:
+                out = model(image, theta)
             times.append(time.perf_counter() - start)
             assert torch.isfinite(out["pred_depth_front"]).all()
             del out
@@ -72,11 +75,12 @@ def main(args: argparse.Namespace) -> None:
         )
     lean = next((r for r in rows if r["config"] == "lean"), None)
     base = next((r for r in rows if r["config"] == "baseline"), None)
-    if lean and base:
-        print(
-            f"lean vs baseline: {base['best_s'] / lean['best_s']:.2f}x faster, "
-            f"{base['peak_rss_gb'] / lean['peak_rss_gb']:.2f}x less memory"
-        )
+    for fast in rows:
+        if base and fast is not base:
+            print(
+                f"{fast['config']} vs baseline: {base['best_s'] / fast['best_s']:.2f}x faster, "
+                f"{base['peak_rss_gb'] / fast['peak_rss_gb']:.2f}x less memory"
+            )
     if lean and args.res == 2048:
         ok_t, ok_m = lean["best_s"] <= 10.0, lean["peak_rss_gb"] <= 2.0
         print(

@@ -26,6 +26,7 @@ layout; see :func:`output_names`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -64,6 +65,12 @@ log = logging.getLogger(__name__)
 COLOR_FACTOR = 0.85
 """The authors' fixed brightness, contrast and saturation factor at test time."""
 DEPTH_MASKS = ("order", "predicted", "meet")
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+"""Inference precisions: None = plain float32, else the ``torch.autocast`` type."""
 BODY_DEPTH_MIN, BODY_DEPTH_MAX = 0.2, 4.0
 """Depths (D units) a body pixel can have: a normalised scan spans about 0.47-3.53 (facts §6.6);
 0.2 is ``get_normal``'s background cut-off, 4 where the PNG encoding saturates."""
@@ -306,6 +313,8 @@ class Predictor:
         color_factor: brightness, contrast and saturation factor (1.0 = no colour transform).
         depth_mask: ``"meet"`` (default), ``"order"`` (authors: keep front <= back) or
             ``"predicted"`` (also require the refined mask > 0.5); see :func:`postprocess_depth`.
+        precision: ``"fp32"`` (default, the authors' numbers), ``"bf16"`` or ``"fp16"``: the
+            forward under ``torch.autocast`` with that type (CPU or CUDA); outputs are float32.
     """
 
     def __init__(
@@ -318,7 +327,10 @@ class Predictor:
         allow_download: bool = False,
         color_factor: float = COLOR_FACTOR,
         depth_mask: str = "meet",
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
         if depth_mask not in DEPTH_MASKS:
             raise ValueError(f"depth_mask must be one of {DEPTH_MASKS}, got {depth_mask!r}")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -331,12 +343,20 @@ class Predictor:
             raise ValueError("the Predictor needs a phase-2 model")
         if res is not None and res != model.res:
             raise ValueError(f"res {res} requested but the model was built for {model.res}")
-        self.model = model.eval().to(device=device, memory_format=torch.channels_last)
+        self.model = model.eval().to(device)  # eval mode runs channels_last (Model2K2K)
         self.res = model.res
         self.device = torch.device(device)
         self.masker = RembgMasker(rembg_model, allow_download)
         self.jitter = JitterParams(JITTER_OPS, color_factor, color_factor, color_factor)
         self.depth_mask = depth_mask
+        self.precision = precision
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward's precision context (:data:`PRECISIONS`)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def model_input(self, rgb: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
         """[1, 3, res, res] float32 in [-1, 1]: background black, colour transform, normalised."""
@@ -371,7 +391,8 @@ class Predictor:
         x = self.model_input(rgb, fg).to(self.device)
 
         start = time.perf_counter()
-        out = self.model(x, theta_t)
+        with self.autocast():
+            out = self.model(x, theta_t)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # CUDA runs asynchronously: time the work
         seconds = time.perf_counter() - start

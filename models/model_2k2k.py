@@ -46,6 +46,13 @@ class Model2K2K(nn.Module):
             the coarse depth, consistency and mask losses reach it too (facts §1.3), which turns
             its output into a silhouette-like feature map (README, "Coarse normals"). Changes
             gradients only, never outputs.
+
+    Attributes:
+        eval_channels_last: in eval mode run every convolution channels_last whatever layout the
+            caller's tensors have (2-3x faster on CPU, same values up to summation order): the
+            weights are converted when the model enters eval mode and restored when it goes back
+            to training; inputs are converted in :meth:`forward`. Set False before ``eval()`` to
+            keep the caller's layout.
     """
 
     def __init__(
@@ -61,6 +68,8 @@ class Model2K2K(nn.Module):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.phase, self.res, self.frozen_eval = phase, res, frozen_eval
         self.detach_coarse_normals = detach_coarse_normals
+        self.eval_channels_last = True
+        self._layout_to_restore: torch.memory_format | None = None
         self.geometry = PartGeometry.for_resolution(res)
         self.img2normal_face = AUNet(6, 6, width)
         self.img2normal_upper = AUNet(6, 6, width)
@@ -125,7 +134,20 @@ class Model2K2K(nn.Module):
             for child in self.children():
                 if child is not self.refine:
                     child.eval()
+        self._set_weight_layout(mode)
         return self
+
+    def _set_weight_layout(self, training: bool) -> None:
+        """channels_last weights in eval (:attr:`eval_channels_last`); training gets back the
+        layout it had."""
+        if not training and self.eval_channels_last and self._layout_to_restore is None:
+            probe = self.img2normal_down.Conv1.conv[0].weight
+            was_last = probe.is_contiguous(memory_format=torch.channels_last)
+            self._layout_to_restore = torch.channels_last if was_last else torch.contiguous_format
+            self.to(memory_format=torch.channels_last)
+        elif training and self._layout_to_restore is not None:
+            self.to(memory_format=self._layout_to_restore)
+            self._layout_to_restore = None
 
     def forward(self, image: torch.Tensor, theta: torch.Tensor) -> dict[str, torch.Tensor | None]:
         """Run the model.
@@ -146,6 +168,8 @@ class Model2K2K(nn.Module):
         """
         B, C, H, W = image.shape
         assert (C, H, W) == (3, self.res, self.res), f"image must be [B, 3, {self.res}, {self.res}]"
+        if not self.training and self.eval_channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
         assert theta.shape == (B, NUM_PARTS, 2, 3), (
             f"theta must be [B, 12, 2, 3], got {theta.shape}"
         )

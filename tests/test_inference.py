@@ -741,3 +741,22 @@ def test_sith_photos(predictor: Predictor, tmp_path: Path) -> None:
         cut = cv2.imread(str(tmp_path / "images" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
         coverage = (cut[:, :, 3] > 0).mean()
         assert 0.05 < coverage < 0.8  # the alpha's person, padded and resized
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_stays_close_to_fp32(precision: str) -> None:
+    """``--precision bf16|fp16`` (autocast): float32 outputs, finite, close to the fp32 path."""
+    root = Path(__file__).resolve().parents[1]
+    image = read_image(root / "data/demo/images/anny_0090.png")
+    keypoints = np.load(root / "data/demo/images/anny_0090_keypoints.npy")
+    checkpoint = root / "checkpoints/demo_w025_512.pt"
+    ref = Predictor(checkpoint).predict(image, keypoints)
+    low = Predictor(checkpoint, precision=precision).predict(image, keypoints)
+    assert low.depth_front.dtype == np.float32 and np.isfinite(low.depth_front).all()
+    a, b = ref.depth_front > 0, low.depth_front > 0
+    assert (a & b).sum() / (a | b).sum() > 0.97
+    both = a & b
+    assert np.median(np.abs(ref.depth_front - low.depth_front)[both]) < 0.01  # D: < 6 mm
+    assert not np.array_equal(ref.depth_front, low.depth_front)  # autocast did run
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Predictor(checkpoint, precision="int8")

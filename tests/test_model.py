@@ -472,3 +472,37 @@ def small_model() -> Model2K2K:
 def test_wrong_input_shapes(small_model, image_shape, theta_shape, match):
     with pytest.raises(AssertionError, match=match), torch.no_grad():
         small_model(torch.zeros(image_shape), torch.zeros(theta_shape))
+
+
+def _conv_weight(model: Model2K2K) -> torch.Tensor:
+    return model.img2normal_down.Conv1.conv[0].weight
+
+
+def test_eval_runs_channels_last_for_any_caller():
+    """A plain ``model.eval()`` forward runs channels_last with the caller's NCHW tensors, gives
+    the values of the NCHW model, and training gets its own layout back."""
+    model = build_model(phase=2, res=256, width=0.125)
+    model.load_state_dict(recipe_state_dict(model))
+    image = torch.rand(1, 3, 256, 256) * 2 - 1
+    theta = syn_theta(256, 1)
+    model.eval_channels_last = False
+    model.eval()
+    assert _conv_weight(model).is_contiguous()
+    with torch.no_grad():
+        ref = model(image, theta)
+    model.train()
+    model.eval_channels_last = True
+    model.eval()
+    assert _conv_weight(model).is_contiguous(memory_format=torch.channels_last)
+    assert model.refine.merge3_2.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = model(image, theta)
+    assert fast["pred_depth_front"].is_contiguous(memory_format=torch.channels_last)
+    for key in ("pred_depth_front", "pred_depth_back", "pred_normal_front", "pred_depth_mask"):
+        err = (fast[key] - ref[key]).abs().max().item()
+        assert err <= 1e-4, f"{key}: channels_last vs NCHW max error {err:.3e}"
+    model.train()
+    assert _conv_weight(model).is_contiguous()  # back to the training layout
+    model.to(memory_format=torch.channels_last)  # a caller's own channels_last training
+    model.eval().train()
+    assert _conv_weight(model).is_contiguous(memory_format=torch.channels_last)

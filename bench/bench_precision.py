@@ -1,0 +1,116 @@
+"""Geometric cost of ``--precision bf16|fp16`` against fp32 (the Predictor, autocast).
+
+Two inputs:
+
+* ``demo``: the bundled demo people (``data/demo/images``, trained demo weights at 512², width
+  0.25): real geometry;
+* ``syn``: the embedded 2048² synthetic case (``tests/fixtures/case_syn``) through the authors'
+  architecture (width 1.0) with the parity recipe weights: the real size and width, untrained
+  weights, so the numerics, not a reconstruction.
+
+Per precision: silhouette IoU with fp32, depth difference on the common silhouette (median and
+p99, mm at a person's size, 1 D = 570 mm), merged-normal angle difference (mean and p99) and the
+forward time.
+
+Usage:
+    python -m bench.bench_precision --inputs demo syn --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference import Prediction, Predictor
+from inference.io import image_stem, list_images, read_image
+from inference.predictor import PRECISIONS
+from models import build_model
+from models.recipe import recipe_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+MM_PER_D = 570.0
+"""Millimetres per depth unit at a person's size (the demo people's mean)."""
+
+
+def compare(a: Prediction, b: Prediction) -> dict[str, float]:
+    sa, sb = a.depth_front > 0, b.depth_front > 0
+    both = sa & sb & (a.depth_back > 0) & (b.depth_back > 0)
+    out = {"iou": float((sa & sb).sum() / max(1, (sa | sb).sum()))}
+    for side in ("front", "back"):
+        d = np.abs(getattr(a, f"depth_{side}") - getattr(b, f"depth_{side}"))[both] * MM_PER_D
+        out[f"depth_{side}_median_mm"] = float(np.median(d))
+        out[f"depth_{side}_p99_mm"] = float(np.percentile(d, 99))
+        na, nb = getattr(a, f"normal_{side}"), getattr(b, f"normal_{side}")
+        norm = np.maximum(np.linalg.norm(na, axis=0) * np.linalg.norm(nb, axis=0), 1e-8)
+        angle = np.degrees(np.arccos(np.clip((na * nb).sum(axis=0) / norm, -1.0, 1.0)))[both]
+        out[f"normal_{side}_mean_deg"] = float(angle.mean())
+        out[f"normal_{side}_p99_deg"] = float(np.percentile(angle, 99))
+    return out
+
+
+def cases(name: str) -> tuple[object, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """The model (checkpoint path or built model) and its (stem, image, keypoints) inputs."""
+    if name == "demo":
+        paths = list_images(ROOT / "data" / "demo" / "images")
+        items = [(image_stem(p), read_image(p), np.load(p.with_name(f"{p.stem}_keypoints.npy")))
+                 for p in paths]  # fmt: skip
+        return ROOT / "checkpoints" / "demo_w025_512.pt", items
+    case = ROOT / "tests" / "fixtures" / "case_syn"
+    rgb = read_image(case / "input_rgb_2048.png")
+    mask = read_image(case / "mask_2048.png")[:, :, 0] > 0
+    image = np.dstack((rgb[:, :, :3], np.where(mask, 255, 0).astype(np.uint8)))
+    model = build_model(phase=2, res=2048)
+    model.load_state_dict(recipe_state_dict(model))
+    return model, [("case_syn", image, np.load(case / "keypoints31.npy"))]
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    for name in args.inputs:
+        model, items = cases(name)
+        preds: dict[str, list[Prediction]] = {}
+        for precision in ("fp32", *args.precisions):
+            predictor = Predictor(model, precision=precision)
+            preds[precision] = [predictor.predict(im, kp, source=stem) for stem, im, kp in items]
+            start = time.perf_counter()
+            predictor.predict(items[0][1], items[0][2])
+            print(f"[{name}] {precision}: forward {time.perf_counter() - start:.2f} s")
+        print(
+            f"[{name}] vs fp32 (depth mm at 1 D = {MM_PER_D:.0f} mm; normals deg; "
+            f"{len(items)} image(s), mean)"
+        )
+        head = ("IoU", "dF med", "dF p99", "dB med", "dB p99", "nF mean", "nF p99", "nB mean")
+        print(f"{'precision':<9}" + "".join(f" {h:>7}" for h in (*head, "nB p99")))
+        for precision in args.precisions:
+            rows = [compare(a, b) for a, b in zip(preds["fp32"], preds[precision], strict=True)]
+            m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            print(
+                f"{precision:<9} {m['iou']:>6.3f} {m['depth_front_median_mm']:>7.2f}"
+                f" {m['depth_front_p99_mm']:>7.1f} {m['depth_back_median_mm']:>7.2f}"
+                f" {m['depth_back_p99_mm']:>7.1f} {m['normal_front_mean_deg']:>8.2f}"
+                f" {m['normal_front_p99_deg']:>7.1f} {m['normal_back_mean_deg']:>8.2f}"
+                f" {m['normal_back_p99_deg']:>7.1f}"
+            )
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--inputs", nargs="+", choices=("demo", "syn"), default=["demo", "syn"])
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=[k for k in PRECISIONS if k != "fp32"],
+        default=["bf16", "fp16"],
+    )
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    return p
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())
