@@ -1,19 +1,16 @@
 """Geometric cost of ``--precision bf16|fp16`` against fp32 (the Predictor, autocast).
 
-Two inputs:
-
-* ``demo``: the bundled demo people (``data/demo/images``, trained demo weights at 512², width
-  0.25): real geometry;
-* ``syn``: the embedded 2048² synthetic case (``tests/fixtures/case_syn``) through the authors'
-  architecture (width 1.0) with the parity recipe weights: the real size and width, untrained
-  weights, so the numerics, not a reconstruction.
+Input: the bundled demo people (``data/demo/images``, trained demo weights at 512², width 0.25),
+so the differences are in real geometry. (The parity recipe weights at 2048² are untrained: their
+post-processed silhouette is empty, so they cannot show a geometric cost; the 2048² times are in
+``bench.bench_inference``.)
 
 Per precision: silhouette IoU with fp32, depth difference on the common silhouette (median and
 p99, mm at a person's size, 1 D = 570 mm), merged-normal angle difference (mean and p99) and the
 forward time.
 
 Usage:
-    python -m bench.bench_precision --inputs demo syn --threads 2
+    python -m bench.bench_precision --threads 2
 """
 
 from __future__ import annotations
@@ -28,8 +25,6 @@ import torch
 from inference import Prediction, Predictor
 from inference.io import image_stem, list_images, read_image
 from inference.predictor import PRECISIONS
-from models import build_model
-from models.recipe import recipe_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 MM_PER_D = 570.0
@@ -52,56 +47,42 @@ def compare(a: Prediction, b: Prediction) -> dict[str, float]:
     return out
 
 
-def cases(name: str) -> tuple[object, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """The model (checkpoint path or built model) and its (stem, image, keypoints) inputs."""
-    if name == "demo":
-        paths = list_images(ROOT / "data" / "demo" / "images")
-        items = [(image_stem(p), read_image(p), np.load(p.with_name(f"{p.stem}_keypoints.npy")))
-                 for p in paths]  # fmt: skip
-        return ROOT / "checkpoints" / "demo_w025_512.pt", items
-    case = ROOT / "tests" / "fixtures" / "case_syn"
-    rgb = read_image(case / "input_rgb_2048.png")
-    mask = read_image(case / "mask_2048.png")[:, :, 0] > 0
-    image = np.dstack((rgb[:, :, :3], np.where(mask, 255, 0).astype(np.uint8)))
-    model = build_model(phase=2, res=2048)
-    model.load_state_dict(recipe_state_dict(model))
-    return model, [("case_syn", image, np.load(case / "keypoints31.npy"))]
+def demo_items() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(stem, RGBA image, keypoints) of the demo people."""
+    paths = list_images(ROOT / "data" / "demo" / "images")
+    return [(image_stem(p), read_image(p), np.load(p.with_name(f"{p.stem}_keypoints.npy")))
+            for p in paths]  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    for name in args.inputs:
-        model, items = cases(name)
-        preds: dict[str, list[Prediction]] = {}
-        for precision in ("fp32", *args.precisions):
-            predictor = Predictor(model, precision=precision)
-            preds[precision] = [predictor.predict(im, kp, source=stem) for stem, im, kp in items]
-            start = time.perf_counter()
-            predictor.predict(items[0][1], items[0][2])
-            print(f"[{name}] {precision}: forward {time.perf_counter() - start:.2f} s")
+    checkpoint, items = ROOT / "checkpoints" / "demo_w025_512.pt", demo_items()
+    preds: dict[str, list[Prediction]] = {}
+    for precision in ("fp32", *args.precisions):
+        predictor = Predictor(checkpoint, precision=precision)
+        preds[precision] = [predictor.predict(im, kp, source=stem) for stem, im, kp in items]
+        start = time.perf_counter()
+        predictor.predict(items[0][1], items[0][2])
+        print(f"{precision}: forward {time.perf_counter() - start:.2f} s")
+    print(f"vs fp32 (depth mm at 1 D = {MM_PER_D:.0f} mm; normals deg; {len(items)} images, mean)")
+    head = ("IoU", "dF med", "dF p99", "dB med", "dB p99", "nF mean", "nF p99", "nB mean")
+    print(f"{'precision':<9}" + "".join(f" {h:>7}" for h in (*head, "nB p99")))
+    for precision in args.precisions:
+        rows = [compare(a, b) for a, b in zip(preds["fp32"], preds[precision], strict=True)]
+        m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(
-            f"[{name}] vs fp32 (depth mm at 1 D = {MM_PER_D:.0f} mm; normals deg; "
-            f"{len(items)} image(s), mean)"
+            f"{precision:<9} {m['iou']:>7.3f} {m['depth_front_median_mm']:>7.2f}"
+            f" {m['depth_front_p99_mm']:>7.1f} {m['depth_back_median_mm']:>7.2f}"
+            f" {m['depth_back_p99_mm']:>7.1f} {m['normal_front_mean_deg']:>7.2f}"
+            f" {m['normal_front_p99_deg']:>7.1f} {m['normal_back_mean_deg']:>7.2f}"
+            f" {m['normal_back_p99_deg']:>7.1f}"
         )
-        head = ("IoU", "dF med", "dF p99", "dB med", "dB p99", "nF mean", "nF p99", "nB mean")
-        print(f"{'precision':<9}" + "".join(f" {h:>7}" for h in (*head, "nB p99")))
-        for precision in args.precisions:
-            rows = [compare(a, b) for a, b in zip(preds["fp32"], preds[precision], strict=True)]
-            m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-            print(
-                f"{precision:<9} {m['iou']:>6.3f} {m['depth_front_median_mm']:>7.2f}"
-                f" {m['depth_front_p99_mm']:>7.1f} {m['depth_back_median_mm']:>7.2f}"
-                f" {m['depth_back_p99_mm']:>7.1f} {m['normal_front_mean_deg']:>8.2f}"
-                f" {m['normal_front_p99_deg']:>7.1f} {m['normal_back_mean_deg']:>8.2f}"
-                f" {m['normal_back_p99_deg']:>7.1f}"
-            )
 
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--inputs", nargs="+", choices=("demo", "syn"), default=["demo", "syn"])
     p.add_argument(
         "--precisions",
         nargs="+",

@@ -743,9 +743,14 @@ def test_sith_photos(predictor: Predictor, tmp_path: Path) -> None:
         assert 0.05 < coverage < 0.8  # the alpha's person, padded and resized
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_reduced_precision_stays_close_to_fp32(precision: str) -> None:
-    """``--precision bf16|fp16`` (autocast): float32 outputs, finite, close to the fp32 path."""
+@pytest.mark.parametrize(
+    ("precision", "min_iou", "max_median_d"), [("bf16", 0.95, 0.01), ("fp16", 0.99, 0.002)]
+)
+def test_reduced_precision_stays_close_to_fp32(
+    precision: str, min_iou: float, max_median_d: float
+) -> None:
+    """``--precision bf16|fp16`` (autocast): float32 outputs, finite, close to the fp32 path
+    (bf16 moves the silhouette's edge by about half a pixel at 512: README table)."""
     root = Path(__file__).resolve().parents[1]
     image = read_image(root / "data/demo/images/anny_0090.png")
     keypoints = np.load(root / "data/demo/images/anny_0090_keypoints.npy")
@@ -754,9 +759,9 @@ def test_reduced_precision_stays_close_to_fp32(precision: str) -> None:
     low = Predictor(checkpoint, precision=precision).predict(image, keypoints)
     assert low.depth_front.dtype == np.float32 and np.isfinite(low.depth_front).all()
     a, b = ref.depth_front > 0, low.depth_front > 0
-    assert (a & b).sum() / (a | b).sum() > 0.97
+    assert (a & b).sum() / (a | b).sum() > min_iou
     both = a & b
-    assert np.median(np.abs(ref.depth_front - low.depth_front)[both]) < 0.01  # D: < 6 mm
+    assert np.median(np.abs(ref.depth_front - low.depth_front)[both]) < max_median_d  # 1 D: 57 cm
     assert not np.array_equal(ref.depth_front, low.depth_front)  # autocast did run
     with pytest.raises(ValueError, match="precision must be one of"):
         Predictor(checkpoint, precision="int8")
