@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from bench.common import MM_PER_D, iou, prediction_difference
 from inference.batch import segmenter_mask
 from inference.detect import KeypointDetector, draw_overlay
 from inference.io import image_stem, list_images, read_image
@@ -52,8 +53,6 @@ GROUPS: dict[str, tuple[int, ...]] = {
     "feet": (17, 18, 19, 20, 21, 22),
     "fingers": tuple(range(23, 31)),
 }
-MM_PER_D = 570.0
-"""Millimetres per depth unit at a person's size (the demo people's mean)."""
 
 
 def clutter_background(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -81,10 +80,6 @@ def composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max(1, (a | b).sum()))
-
-
 def part_differences(
     ref: np.ndarray, det: np.ndarray, height: int, width: int, res: int = 2048
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -109,24 +104,6 @@ def keypoint_report(errors: np.ndarray, missing: np.ndarray) -> list[str]:
         p90 = f"{np.percentile(e, 90):.1f}" if e.size else "-"
         rows.append(f"{name:<8} {med:>9} {p90:>7} {e.size:>5} {int(missing[:, idx].sum()):>7}")
     return rows
-
-
-def prediction_difference(a: object, b: object) -> dict[str, float]:
-    """Silhouette IoU, depth differences (mm) and mean normal angle (deg) of two Predictions on
-    the pixels where both have a front and a back depth."""
-    sa, sb = a.depth_front > 0, b.depth_front > 0
-    both = sa & sb & (a.depth_back > 0) & (b.depth_back > 0)
-    row = {"silhouette_iou": iou(sa, sb)}
-    for side in ("front", "back"):
-        key = side[0].upper()
-        d = np.abs(getattr(a, f"depth_{side}") - getattr(b, f"depth_{side}"))[both] * MM_PER_D
-        row[f"d{key}_median_mm"] = float(np.median(d))
-        row[f"d{key}_p99_mm"] = float(np.percentile(d, 99))
-        na, nb = getattr(a, f"normal_{side}"), getattr(b, f"normal_{side}")
-        norm = np.maximum(np.linalg.norm(na, axis=0) * np.linalg.norm(nb, axis=0), 1e-8)
-        cos = np.clip((na * nb).sum(axis=0) / norm, -1.0, 1.0)
-        row[f"n{key}_mean_deg"] = float(np.degrees(np.arccos(cos[both])).mean())
-    return row
 
 
 def pipeline_comparison(
@@ -158,9 +135,9 @@ def pipeline_comparison(
             stats[f"{it['stem']} {name}"] = row
             rows.append(
                 f"{it['stem']:<8} {name:<9} {row['silhouette_iou']:>7.3f}"
-                f" {row['dF_median_mm']:>7.1f} {row['dF_p99_mm']:>7.1f}"
-                f" {row['dB_median_mm']:>7.1f} {row['dB_p99_mm']:>7.1f}"
-                f" {row['nF_mean_deg']:>7.1f} {row['nB_mean_deg']:>7.1f}"
+                f" {row['depth_front_median_mm']:>7.1f} {row['depth_front_p99_mm']:>7.1f}"
+                f" {row['depth_back_median_mm']:>7.1f} {row['depth_back_p99_mm']:>7.1f}"
+                f" {row['normal_front_mean_deg']:>7.1f} {row['normal_back_mean_deg']:>7.1f}"
             )
         b = variants["kp+mask"]
         if out is not None:

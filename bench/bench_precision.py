@@ -22,29 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import MM_PER_D, prediction_difference
 from inference import Prediction, Predictor
 from inference.io import image_stem, list_images, read_image
 from inference.predictor import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-MM_PER_D = 570.0
-"""Millimetres per depth unit at a person's size (the demo people's mean)."""
-
-
-def compare(a: Prediction, b: Prediction) -> dict[str, float]:
-    sa, sb = a.depth_front > 0, b.depth_front > 0
-    both = sa & sb & (a.depth_back > 0) & (b.depth_back > 0)
-    out = {"iou": float((sa & sb).sum() / max(1, (sa | sb).sum()))}
-    for side in ("front", "back"):
-        d = np.abs(getattr(a, f"depth_{side}") - getattr(b, f"depth_{side}"))[both] * MM_PER_D
-        out[f"depth_{side}_median_mm"] = float(np.median(d))
-        out[f"depth_{side}_p99_mm"] = float(np.percentile(d, 99))
-        na, nb = getattr(a, f"normal_{side}"), getattr(b, f"normal_{side}")
-        norm = np.maximum(np.linalg.norm(na, axis=0) * np.linalg.norm(nb, axis=0), 1e-8)
-        angle = np.degrees(np.arccos(np.clip((na * nb).sum(axis=0) / norm, -1.0, 1.0)))[both]
-        out[f"normal_{side}_mean_deg"] = float(angle.mean())
-        out[f"normal_{side}_p99_deg"] = float(np.percentile(angle, 99))
-    return out
 
 
 def demo_items() -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -68,10 +51,11 @@ def main(args: argparse.Namespace) -> None:
     head = ("IoU", "dF med", "dF p99", "dB med", "dB p99", "nF mean", "nF p99", "nB mean")
     print(f"{'precision':<9}" + "".join(f" {h:>7}" for h in (*head, "nB p99")))
     for precision in args.precisions:
-        rows = [compare(a, b) for a, b in zip(preds["fp32"], preds[precision], strict=True)]
+        pairs = zip(preds["fp32"], preds[precision], strict=True)
+        rows = [prediction_difference(a, b) for a, b in pairs]
         m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(
-            f"{precision:<9} {m['iou']:>7.3f} {m['depth_front_median_mm']:>7.2f}"
+            f"{precision:<9} {m['silhouette_iou']:>7.3f} {m['depth_front_median_mm']:>7.2f}"
             f" {m['depth_front_p99_mm']:>7.1f} {m['depth_back_median_mm']:>7.2f}"
             f" {m['depth_back_p99_mm']:>7.1f} {m['normal_front_mean_deg']:>7.2f}"
             f" {m['normal_front_p99_deg']:>7.1f} {m['normal_back_mean_deg']:>7.2f}"

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import torch
 
+MM_PER_D = 570.0
+"""Millimetres per depth unit at a person's size (the demo people's mean), for reporting."""
 THETA_FIXTURE = os.path.join(
     os.path.dirname(__file__), "..", "tests", "fixtures", "case_syn", "theta.npy"
 )
@@ -57,3 +59,28 @@ def run_children(module: str, args: argparse.Namespace, extra: list[str]) -> lis
         out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks (0 when both are empty)."""
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def prediction_difference(a: object, b: object) -> dict[str, float]:
+    """How far two :class:`inference.Prediction` of one image are apart: silhouette IoU (front
+    depth > 0), and on the pixels where both have a front and a back depth the depth difference
+    (median, p99; mm at :data:`MM_PER_D`) and the merged-normal angle (mean, p99; degrees), per
+    side (keys ``depth_front_median_mm``, ``normal_back_p99_deg`` ...)."""
+    sa, sb = a.depth_front > 0, b.depth_front > 0
+    both = sa & sb & (a.depth_back > 0) & (b.depth_back > 0)
+    out = {"silhouette_iou": iou(sa, sb)}
+    for side in ("front", "back"):
+        d = np.abs(getattr(a, f"depth_{side}") - getattr(b, f"depth_{side}"))[both] * MM_PER_D
+        out[f"depth_{side}_median_mm"] = float(np.median(d))
+        out[f"depth_{side}_p99_mm"] = float(np.percentile(d, 99))
+        na, nb = getattr(a, f"normal_{side}"), getattr(b, f"normal_{side}")
+        norm = np.maximum(np.linalg.norm(na, axis=0) * np.linalg.norm(nb, axis=0), 1e-8)
+        angle = np.degrees(np.arccos(np.clip((na * nb).sum(axis=0) / norm, -1.0, 1.0)))[both]
+        out[f"normal_{side}_mean_deg"] = float(angle.mean())
+        out[f"normal_{side}_p99_deg"] = float(np.percentile(angle, 99))
+    return out

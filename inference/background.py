@@ -115,8 +115,10 @@ def find_u2net_model(
     home = os.environ.get("U2NET_HOME")
     folder = Path(home).expanduser() if home else Path("~/.u2net").expanduser()
     path = folder / U2NET_FILE
-    if path.is_file() or not required:
-        return path if path.is_file() else None
+    if path.is_file():
+        return path
+    if not required:
+        return None
     raise BackgroundRemovalError(
         f"no alpha channel or mask, and no local rembg model ({path} absent): nothing is "
         f"downloaded unless you pass --allow_download; put {U2NET_FILE} ({U2NET_URL}) in a "

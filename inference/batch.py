@@ -183,9 +183,10 @@ class InputReader:
                 missing = photo_extra_missing()
                 if missing:
                     raise InputError(f"{exc}; --keypoints auto: {missing}") from exc
+        fallback = opts.mask_fallback
         needs_mask = not has_alpha and mask_path is None
         detection = None
-        if kp_path is None or (needs_mask and opts.mask_fallback == "segmenter"):
+        if kp_path is None or (needs_mask and fallback == "segmenter"):
             detection = self.detect(np.ascontiguousarray(image[:, :, :3]), source)
             for note in detection.warnings:
                 log.warning("%s: %s", source, note)
@@ -203,7 +204,7 @@ class InputReader:
             mask_source = "alpha"
         elif mask_path is not None:
             mask, mask_source = read_mask(mask_path, h, w), os.fspath(mask_path)
-        elif opts.mask_fallback == "segmenter":
+        elif fallback == "segmenter":
             mask, mask_source = segmenter_mask(detection, source), "segmenter"
         else:
             mask_source = "rembg"
@@ -226,7 +227,7 @@ def segmenter_mask(detection: Detection, source: str = "<image>") -> np.ndarray:
 def detection_files(item: Item, stem: str) -> dict[str, bytes]:
     """``keypoints/<stem>_keypoints.json`` (OpenPose layout) and ``keypoints/<stem>_overlay.jpg``
     of an item whose keypoints were detected; nothing otherwise."""
-    if item.detection is None or item.keypoint_source != "detector":
+    if item.keypoint_source != "detector":
         return {}
     doc = json.dumps(item.detection.openpose(), indent=1).encode()
     overlay = draw_overlay(np.ascontiguousarray(item.image[:, :, :3]), item.detection)

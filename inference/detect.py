@@ -266,7 +266,7 @@ class KeypointDetector:
             raise DetectionError(f"{source}: no person detected (MediaPipe found no body)")
         pix = pose[:, :2] * (w, h)
         conf = pose[:, 2].copy()
-        inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
+        inside = _in_frame(pix, w, h)
         conf[~inside | (conf < self.min_confidence)] = 0.0
         body = np.zeros((25, 3), dtype=np.float64)
         for row, ids in enumerate(BODY25_FROM_BLAZEPOSE):
@@ -284,8 +284,7 @@ class KeypointDetector:
             if pts is not None and conf[wrist] > 0:
                 hand[:, :2] = pts[:, :2] * (w, h)
                 hand[:, 2] = conf[wrist]
-                out = (hand[:, 0] < 0) | (hand[:, 0] >= w) | (hand[:, 1] < 0) | (hand[:, 1] >= h)
-                hand[out] = 0.0
+                hand[~_in_frame(hand[:, :2], w, h)] = 0.0
             hands[side] = hand
         seg = None
         if self.segmentation and result.segmentation_mask is not None:
@@ -323,6 +322,12 @@ class KeypointDetector:
         centre = torso[:, :2].mean(axis=0) * rgb.shape[1::-1]
         inside_box = x0 <= centre[0] < x1 and y0 <= centre[1] < y1
         return None if inside_box else centre
+
+
+def _in_frame(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which (N, 2) pixel positions ``(u, v)`` lie inside a ``width x height`` image."""
+    u, v = points[:, 0], points[:, 1]
+    return (u >= 0) & (u < width) & (v >= 0) & (v < height)
 
 
 def _view_warnings(body: np.ndarray, inside: np.ndarray, width: int, height: int) -> list[str]:

@@ -18,14 +18,8 @@ import numpy as np
 import pytest
 
 import test_02_model
-from bench.bench_photo import (
-    GROUPS,
-    clutter_background,
-    composite,
-    iou,
-    part_differences,
-    prediction_difference,
-)
+from bench.bench_photo import GROUPS, clutter_background, composite, part_differences
+from bench.common import iou, prediction_difference
 from inference import InputOptions, InputReader, OutputOptions, Predictor, run_folder
 from inference.batch import detection_files
 from inference.detect import (
@@ -299,8 +293,8 @@ def test_outputs_close_to_ground_truth_inputs(
     b = predictor.predict(plain, item.keypoints, item.mask, stem)
     diff = prediction_difference(a, b)
     assert diff["silhouette_iou"] > 0.9
-    assert diff["dF_median_mm"] < 20 and diff["dB_median_mm"] < 20
-    assert diff["nF_mean_deg"] < 12
+    assert diff["depth_front_median_mm"] < 20 and diff["depth_back_median_mm"] < 20
+    assert diff["normal_front_mean_deg"] < 12
 
 
 # ------------------------------------------------------------------------------------------------
