@@ -41,8 +41,8 @@ from evaluation.geometry import (
     scan_ground_truth,
 )
 from evaluation.normal_images import ICON_YAWS, normal_images, normal_panel
-from render.mesh import DATASETS, RenderInputError
 from utils.fileio import write_image, write_json
+from utils.scans import DATASETS, RenderInputError
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
 TO_CM = {"m": 100.0, "cm": 1.0, "mm": 0.1, "none": 1.0}

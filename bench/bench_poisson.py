@@ -50,10 +50,10 @@ from bench.common import peak_rss_gb
 from evaluation.geometry import SurfaceQuery, mesh_metrics, sample_surface
 from inference.pointcloud import colored_point_cloud, write_ply
 from meshing import AUTHORS_OPTIONS, PoissonOptions, read_point_cloud, reconstruct, write_mesh
-from render.mesh import normalization
 from render.pipeline import colour_image
 from render.raycast import BEYOND, RayCaster
 from utils.camera import CAMERA_Z, png_to_depth_units, range_to_png
+from utils.scans import normalization
 
 CONFIGS = {
     "authors": AUTHORS_OPTIONS,

@@ -38,11 +38,11 @@ import trimesh.remesh
 
 from bench.common import peak_rss_gb
 from render.layout import DEFAULT_YAWS
-from render.mesh import Scan, load_scan, rotation_y
+from render.mesh import Scan, load_scan
 from render.pipeline import RenderOptions, ScanRenderer
 from render.shading import AMBIENT, SPOT_INNER, SPOT_OUTER, gl_platform
 from render.synthetic import load_anny_model, make_human, save_human
-from utils.camera import CAMERA_Z, pixel_rays, range_to_png
+from utils.camera import CAMERA_Z, pixel_rays, range_to_png, rotation_y
 
 CONFIGS = ("ours", "authors")
 

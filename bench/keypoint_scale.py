@@ -20,10 +20,10 @@ import numpy as np
 
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, load_joints, project_keypoints
 from render.layout import DEFAULT_YAWS, view_files
-from render.mesh import scan_transform, view_rotation
 from render.pipeline import RenderOptions, ScanRenderer
 from render.synthetic import generate
-from utils.camera import REFERENCE_RES
+from utils.camera import REFERENCE_RES, view_rotation
+from utils.scans import scan_transform
 
 SCALES = (1.0, AUTHORS_KEYPOINT_SCALE)
 

@@ -36,7 +36,8 @@ import numpy as np
 import open3d as o3d
 import trimesh
 
-from render.mesh import ScanTransform, scan_files, scan_transform, view_rotation
+from utils.camera import ScanTransform, view_rotation
+from utils.scans import scan_files, scan_transform
 
 
 class MeshInputError(ValueError):
@@ -223,7 +224,7 @@ def render_frame_to_scan(
     """Points in the render frame of one view (utils/camera.py) -> the raw scan's coordinates.
 
     Inverts what the renderer applied to the scan: the view rotation (yaw ``yaw_deg`` degrees,
-    facing ``facing`` radians), then :meth:`render.mesh.ScanTransform.apply` (centring, scaling
+    facing ``facing`` radians), then :meth:`utils.camera.ScanTransform.apply` (centring, scaling
     by ``1 / scale``, facing fix, size fix).
 
     Args:

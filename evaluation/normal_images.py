@@ -1,15 +1,15 @@
 """Normal-image error: both meshes seen by the same orthographic cameras, compared pixel by pixel.
 
 Cameras: ``len(yaws)`` orthographic views around the vertical (+Y) axis through the centre of the
-ground truth's bounding box (ICON/ECON: yaws 0, 90, 180, 270 degrees, 512 x 512 pixels). View
-``a`` sees the mesh rotated by ``a`` about that axis (:func:`render.mesh.rotation_y`, the renderer's
-view yaw) from +Z. The square image covers ``2 * half_extent`` (the GT's largest distance from the
-axis or from the centre's height, times a margin), so the whole GT is inside every view. Rays are
-cast through pixel centres with Open3D's ``RaycastingScene``. Each pixel holds the unit normal of
-the first surface hit, in the camera frame (x right, y up, z toward the camera), and zero where
-nothing is hit. ``smooth=True`` interpolates area-weighted vertex normals over the hit triangle
-(ICON renders interpolated normals), otherwise the face normal is used. Normals are not flipped
-toward the camera: an inside-out surface counts as wrong.
+ground truth's bounding box (ICON/ECON: yaws 0, 90, 180, 270 degrees, 512 x 512 pixels). View ``a``
+sees the mesh rotated by ``a`` about that axis (:func:`utils.camera.rotation_y`, the renderer's view
+yaw) from +Z. The square image covers ``2 * half_extent`` (the GT's largest distance from the axis
+or from the centre's height, times a margin), so the whole GT is inside every view. Rays are cast
+through pixel centres with Open3D's ``RaycastingScene``. Each pixel holds the unit normal of the
+first surface hit, in the camera frame (x right, y up, z toward the camera), and zero where nothing
+is hit. ``smooth=True`` interpolates area-weighted vertex normals over the hit triangle (ICON
+renders interpolated normals), otherwise the face normal is used. Normals are not flipped toward the
+camera: an inside-out surface counts as wrong.
 
 Errors (``n_p``, ``n_g`` predicted and GT normals of a pixel):
 
@@ -34,7 +34,7 @@ import open3d as o3d
 
 from evaluation.geometry import check_mesh, face_normals
 from meshing.poisson import vertex_normals
-from render.mesh import rotation_y
+from utils.camera import rotation_y
 
 ICON_YAWS = (0.0, 90.0, 180.0, 270.0)
 """The four views of ICON/ECON's normal error (front, left, back, right)."""

@@ -1,7 +1,7 @@
 """3D joints -> the 31 training keypoints of every rendered view (facts sheet §6.9, §3.1).
 
 Sources of 3D joints, all put in the rendered frame with the scan's own normalisation
-(:func:`render.mesh.scan_transform`, shared with ``render.py``) and the view yaw:
+(:func:`utils.scans.scan_transform`, shared with ``render.py``) and the view yaw:
 
 * ``Joint3D/<DS>/<item>.json`` (RP, THuman2, ANNY): ``{"joint3d": [[x, y, z], ...],
   "visible": [...]}`` in the raw scan's units, COCO-WholeBody 133-point layout. Rows 0-22 are the
@@ -34,9 +34,8 @@ import cv2
 import numpy as np
 
 from render.layout import view_files, view_name
-from render.mesh import RenderInputError, ScanTransform, scan_transform, view_rotation
 from render.pipeline import RenderReport, run_items
-from utils.camera import project
+from utils.camera import ScanTransform, project, view_rotation
 from utils.fileio import write_image, write_npy
 from utils.keypoints import (
     BODY25_INDEX,
@@ -46,6 +45,7 @@ from utils.keypoints import (
     KeypointError,
     load_openpose_json,
 )
+from utils.scans import RenderInputError, scan_transform
 
 AUTHORS_KEYPOINT_SCALE = 1.037
 """The authors' unexplained scale of the 3D joints before projection (facts §8 item 4, §10)."""

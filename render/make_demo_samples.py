@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from render.layout import view_files
-from render.mesh import DATASETS, RenderInputError, scan_files
 from utils.fileio import write_image, write_npy
+from utils.scans import DATASETS, RenderInputError, scan_files
 
 
 def view_input(

@@ -1,15 +1,14 @@
-"""Scan loading, colouring and normalisation for rendering (facts sheet §6.1, §6.4, §6.5).
+"""Coloured, normalised scans for rendering (facts sheet §6.4, §6.5).
 
 Every dataset goes through :func:`load_scan`, which returns a :class:`Scan`: the normalised,
 vertex-coloured mesh plus the transform that was applied, so 3D joints can be put in the same frame
-(``render_keypoint.py`` uses the same function; facts §8 item 38).
+(``render_keypoint.py`` uses the same transform, :func:`utils.scans.scan_transform`; facts §8 item
+38). Where the files are and how a scan is normalised is in ``utils/scans.py``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,88 +17,16 @@ import numpy as np
 import trimesh
 import trimesh.remesh
 
-NORMALIZE_FACTOR = 2.8
-"""``v <- (v - centroid) / (2.8 * max|v - centroid|)``: the mesh fits in [-0.357, 0.357]^3."""
-
-RP_ROTATE_NEG90 = frozenset(
-    {
-        "rp_wendy_posed_002",
-        "rp_toshiro_posed_021",
-        "rp_scott_posed_037",
-        "rp_pamela_posed_012",
-        "rp_oliver_posed_029",
-        "rp_noah_posed_011",
-        "rp_mira_posed_001",
-        "rp_luke_posed_008",
-        "rp_luke_posed_007",
-        "rp_jessica_posed_006",
-        "rp_helen_posed_038",
-        "rp_eve_posed_003",
-        "rp_eric_posed_036",
-        "rp_eric_posed_007",
-        "rp_emma_posed_025",
-        "rp_dennis_posed_008",
-        "rp_chloe_posed_004",
-        "rp_anna_posed_001",
-        "rp_andrew_posed_004",
-        "rp_maya_posed_027",
-        "rp_petra_posed_006",
-    }
+from utils.camera import ScanTransform, view_rotation
+from utils.scans import (
+    RenderInputError,
+    check_raw_mesh,
+    load_vertex_colored_ply,
+    normalization,
+    parse_obj,
+    scan_facing,
+    scan_files,
 )
-"""RenderPeople scans turned by -90 degrees about +Y after normalisation (facing fix)."""
-
-RP_SCALE_09 = frozenset(
-    {
-        "rp_michael_posed_019",
-        "rp_mei_posed_007",
-        "rp_joel_posed_006",
-        "rp_ethan_posed_003",
-        "rp_elena_posed_013",
-        "rp_dennis_posed_001",
-        "rp_christine_posed_017",
-        "rp_beatrice_posed_034",
-        "rp_andrew_posed_007",
-    }
-)
-"""RenderPeople scans scaled by 0.9 after normalisation (size fix)."""
-
-DATASETS = ("RP", "THuman2", "2K2K", "ANNY")
-"""Dataset names understood by the renderers. ``ANNY`` = the open synthetic humans of
-``render.synthetic`` (laid out like 2K2K: ``obj/ANNY/<id>/<id>.ply``)."""
-
-
-class RenderInputError(ValueError):
-    """A scan that cannot be rendered; the message names the file and the problem."""
-
-
-def rotation_y(angle: float) -> np.ndarray:
-    """[3, 3] rotation by ``angle`` radians about +Y (rotation vector ``(0, angle, 0)``)."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def view_rotation(yaw_deg: float, facing: float = 0.0) -> np.ndarray:
-    """[3, 3] rotation of a normalised mesh for a view: rotation vector ``(0, a - g, 0)`` with the
-    view yaw ``a`` (degrees) and the scan's facing ``g`` (radians; THuman2)."""
-    return rotation_y(math.radians(yaw_deg) - facing)
-
-
-@dataclass(frozen=True)
-class ScanTransform:
-    """The similarity taking raw scan coordinates to the normalised, facing-corrected frame.
-
-    ``x_norm = post_scale * R @ ((x - center) / scale)``; the view yaw is applied afterwards.
-    """
-
-    center: np.ndarray  # [3] area-weighted surface centroid of the raw mesh
-    scale: float  # 2.8 * largest absolute centred coordinate
-    rotation: np.ndarray  # [3, 3] dataset-specific facing fix (identity for most scans)
-    post_scale: float  # dataset-specific size fix (1 for most scans)
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """[N, 3] raw coordinates -> [N, 3] normalised coordinates."""
-        p = (np.asarray(points, dtype=np.float64) - self.center) / self.scale
-        return self.post_scale * p @ self.rotation.T
 
 
 @dataclass(frozen=True)
@@ -108,7 +35,7 @@ class Scan:
 
     Attributes:
         name: item name (RP folder name without ``_OBJ``; THuman2/2K2K/ANNY folder name).
-        data_name: dataset name (one of :data:`DATASETS`).
+        data_name: dataset name (one of :data:`utils.scans.DATASETS`).
         mesh: normalised trimesh with ``visual.vertex_colors`` [V, 4] uint8 RGBA.
         transform: raw -> normalised transform (for 3D joints).
         facing: yaw ``g`` in radians subtracted from every view yaw (THuman2: the y-component of
@@ -124,132 +51,6 @@ class Scan:
     def view_rotation(self, yaw_deg: float) -> np.ndarray:
         """[3, 3] rotation of the normalised mesh for a view (:func:`view_rotation`)."""
         return view_rotation(yaw_deg, self.facing)
-
-
-def check_data_name(data_name: str) -> str:
-    if data_name not in DATASETS:
-        raise RenderInputError(f"unknown dataset name {data_name!r}; expected one of {DATASETS}")
-    return data_name
-
-
-def list_items(data_path: str | os.PathLike, data_name: str) -> list[str]:
-    """Sorted item names of a dataset under ``<data_path>/obj/`` (facts §6.1)."""
-    check_data_name(data_name)
-    root = Path(data_path) / "obj" / data_name
-    if data_name == "THuman2":
-        root = root / "data"
-    if not root.is_dir():
-        raise RenderInputError(f"{root}: dataset folder not found")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if data_name == "RP":
-        return [n[: -len("_OBJ")] for n in names if n.endswith("_OBJ")]
-    return names
-
-
-def _first_existing(candidates: list[Path], what: str) -> Path:
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise RenderInputError(f"{candidates[0]}: {what} not found (also tried {candidates[1:]})")
-
-
-def scan_files(
-    data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
-) -> tuple[Path, Path | None]:
-    """The mesh file and texture (``None`` for vertex-coloured PLY) of one item."""
-    check_data_name(data_name)
-    obj = Path(data_path) / "obj" / data_name
-    if data_name == "RP":
-        d = obj / f"{name}_OBJ"
-        mesh = _first_existing(
-            [d / f"{name}_100k.obj", d / f"{name}_100k.OBJ", d / f"{name}_200k.obj"], "RP mesh"
-        )
-        tex = _first_existing(
-            [d / "tex" / f"{name}_dif_8k.jpg", d / "tex" / f"{name}_dif.jpg"], "RP texture"
-        )
-        return mesh, tex
-    if data_name == "THuman2":
-        d = obj / "data" / name
-        return _first_existing([d / f"{name}.obj"], "THuman2 mesh"), _first_existing(
-            [d / "material0.jpeg", d / "material0.jpg", d / "material0.png"], "THuman2 texture"
-        )
-    d = obj / name
-    if mesh_format == "ply":
-        return _first_existing([d / f"{name}.ply"], f"{data_name} vertex-coloured PLY"), None
-    if mesh_format == "obj":
-        return _first_existing([d / f"{name}.obj"], f"{data_name} OBJ"), _first_existing(
-            [d / f"{name}.png", d / f"{name}.jpg"], f"{data_name} texture"
-        )
-    raise ValueError(f"mesh_format must be 'ply' or 'obj', got {mesh_format!r}")
-
-
-def _parse_obj_line(
-    line: str,
-    verts: list[list[float]],
-    uvs: list[list[float]],
-    tri_v: list[tuple[int, int, int]],
-    tri_t: list[tuple[int, int, int]],
-) -> None:
-    """Append what one OBJ line declares; raises ValueError/IndexError when it is malformed."""
-    fields = line.split()
-    if not fields:
-        return
-    if fields[0] == "v":
-        if len(fields) < 4:
-            raise ValueError("a vertex needs 3 coordinates")
-        verts.append([float(x) for x in fields[1:4]])
-    elif fields[0] == "vt":
-        if len(fields) < 3:
-            raise ValueError("a texture coordinate needs 2 values")
-        uvs.append([float(x) for x in fields[1:3]])
-    elif fields[0] == "f":
-        if len(fields) < 4:
-            raise ValueError("a face needs at least 3 corners")
-        vi, ti = [], []
-        for c in fields[1:]:
-            parts = c.split("/")
-            v = int(parts[0])
-            t = int(parts[1]) if len(parts) > 1 and parts[1] else None
-            if v == 0 or t == 0:
-                raise ValueError("OBJ indices start at 1")
-            vi.append(v - 1 if v > 0 else len(verts) + v)  # negative = relative to the end
-            ti.append(-1 if t is None else t - 1 if t > 0 else len(uvs) + t)
-            if t is not None and ti[-1] < 0:
-                raise ValueError("relative texture index before the first vt")
-        if len(vi) == 4:
-            order = [(0, 1, 2), (2, 3, 0)]
-        else:
-            order = [(0, k, k + 1) for k in range(1, len(vi) - 1)]
-        for a, b, c in order:
-            tri_v.append((vi[a], vi[b], vi[c]))
-            tri_t.append((ti[a], ti[b], ti[c]))
-
-
-def _parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Vertices [V, 3], UVs [T, 2], and triangle vertex / UV indices [F, 3] (0-based, -1 = none).
-
-    Quads are split ``(1, 2, 3), (3, 4, 1)`` as the authors do; larger polygons as a fan from
-    the first corner. A malformed line raises :class:`RenderInputError` naming the line.
-    """
-    verts: list[list[float]] = []
-    uvs: list[list[float]] = []
-    tri_v: list[tuple[int, int, int]] = []
-    tri_t: list[tuple[int, int, int]] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            try:
-                _parse_obj_line(line, verts, uvs, tri_v, tri_t)
-            except (ValueError, IndexError) as e:
-                raise RenderInputError(f"{path}: malformed OBJ line {n}: {line.strip()!r}") from e
-    v = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
-    t = np.asarray(uvs, dtype=np.float64).reshape(-1, 2)
-    fv = np.asarray(tri_v, dtype=np.int64).reshape(-1, 3)
-    ft = np.asarray(tri_t, dtype=np.int64).reshape(-1, 3)
-    if len(fv) and (fv.min() < 0 or fv.max() >= len(v)):
-        raise RenderInputError(f"{path}: face refers to a vertex that does not exist")
-    if len(ft) and ft.max() >= len(t):
-        raise RenderInputError(f"{path}: face refers to a texture coordinate that does not exist")
-    return v, t, fv, ft
 
 
 def sample_texture(texture_rgb: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -281,7 +82,7 @@ def load_textured_obj(
     Returns:
         trimesh with [V, 4] uint8 vertex colours (``process=False``: vertex order kept).
     """
-    v, t, fv, ft = _parse_obj(obj_path)
+    v, t, fv, ft = parse_obj(obj_path)
     if len(fv) == 0:
         raise RenderInputError(f"{obj_path}: mesh has no faces")
     if not (ft >= 0).any():
@@ -310,97 +111,6 @@ def load_textured_obj(
     return trimesh.Trimesh(v, faces, vertex_colors=colors, process=False)
 
 
-def load_vertex_colored_ply(path: Path) -> trimesh.Trimesh:
-    """A vertex-coloured PLY (2K2K / ANNY) as a trimesh with [V, 4] uint8 colours."""
-    try:
-        mesh = trimesh.load(path, process=False, force="mesh")
-    except Exception as e:  # trimesh raises many types for corrupt files
-        raise RenderInputError(f"{path}: cannot read the mesh ({type(e).__name__}: {e})") from e
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise RenderInputError(f"{path}: mesh has no faces")
-    if mesh.visual.kind != "vertex":
-        raise RenderInputError(f"{path}: PLY has no vertex colours")
-    return mesh
-
-
-def thuman2_facing(data_path: str | os.PathLike, name: str) -> float:
-    """THuman2 facing yaw: the y-component of SMPL-X ``global_orient`` (axis-angle, radians)."""
-    path = Path(data_path) / "obj" / "THuman2" / "smplx" / name / "smplx_param.pkl"
-    if not path.is_file():
-        raise RenderInputError(f"{path}: missing SMPL-X parameters (THuman2 facing needs them)")
-    try:
-        with open(path, "rb") as f:
-            params = pickle.load(f)
-        orient = np.asarray(params["global_orient"], dtype=np.float64).reshape(-1)
-    except Exception as e:  # unpickling can raise nearly anything
-        raise RenderInputError(
-            f"{path}: unreadable SMPL-X parameters ({type(e).__name__}: {e})"
-        ) from e
-    if orient.size != 3 or not np.isfinite(orient).all():
-        raise RenderInputError(f"{path}: global_orient must be 3 finite numbers, got {orient}")
-    return float(orient[1])
-
-
-def normalization(mesh: trimesh.Trimesh, name: str, data_name: str) -> ScanTransform:
-    """Centroid / 2.8 max normalisation plus the RenderPeople facing and size fixes (facts §6.4).
-
-    The largest coordinate is taken over the vertices the faces use (the authors' processed
-    trimesh drops unreferenced ones).
-    """
-    if mesh.area <= 0:
-        raise RenderInputError(f"{name}: degenerate mesh (zero surface area)")
-    center = np.asarray(mesh.centroid, dtype=np.float64)
-    used = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces))]
-    scale = NORMALIZE_FACTOR * float(np.abs(used - center).max())
-    if not np.isfinite(scale) or scale <= 0:
-        raise RenderInputError(f"{name}: degenerate mesh (zero extent)")
-    rotation = np.eye(3)
-    post_scale = 1.0
-    if data_name == "RP" and name in RP_ROTATE_NEG90:
-        rotation = rotation_y(-math.pi / 2)
-    if data_name == "RP" and name in RP_SCALE_09:
-        post_scale = 0.9
-    return ScanTransform(center=center, scale=scale, rotation=rotation, post_scale=post_scale)
-
-
-def _load_mesh(
-    data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str, colored: bool
-) -> tuple[trimesh.Trimesh, float]:
-    """The raw mesh of an item (coloured, or geometry only) and its facing yaw, validated."""
-    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
-    facing = thuman2_facing(data_path, name) if data_name == "THuman2" else 0.0
-    if texture_path is None:
-        mesh = load_vertex_colored_ply(mesh_path)
-    elif colored:
-        mesh = load_textured_obj(mesh_path, texture_path)
-    else:
-        v, _, fv, _ = _parse_obj(mesh_path)
-        if len(fv) == 0:
-            raise RenderInputError(f"{mesh_path}: mesh has no faces")
-        mesh = trimesh.Trimesh(v, fv, process=False)
-    faces = np.asarray(mesh.faces)
-    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
-        raise RenderInputError(f"{mesh_path}: face refers to a vertex that does not exist")
-    if not np.isfinite(mesh.vertices).all():
-        raise RenderInputError(f"{mesh_path}: non-finite vertex coordinates")
-    return mesh, facing
-
-
-def scan_transform(
-    data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
-) -> tuple[ScanTransform, float]:
-    """The normalisation and facing of one item from its geometry alone (no texture).
-
-    Equal to what :func:`load_scan` applies: one midpoint subdivision changes neither the
-    area-weighted centroid nor the largest centred coordinate.
-
-    Returns:
-        (transform, facing yaw in radians).
-    """
-    mesh, facing = _load_mesh(data_path, data_name, name, mesh_format, colored=False)
-    return normalization(mesh, name, data_name), facing
-
-
 def load_scan(
     data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
 ) -> Scan:
@@ -410,7 +120,13 @@ def load_scan(
         RenderInputError: missing or unreadable mesh, texture or SMPL-X parameters, empty or
             degenerate mesh, unknown dataset name. The message names the file or item.
     """
-    mesh, facing = _load_mesh(data_path, data_name, name, mesh_format, colored=True)
+    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
+    facing = scan_facing(data_path, data_name, name)
+    if texture_path is None:
+        mesh = load_vertex_colored_ply(mesh_path)
+    else:
+        mesh = load_textured_obj(mesh_path, texture_path)
+    mesh = check_raw_mesh(mesh, mesh_path)
     transform = normalization(mesh, name, data_name)
     colors = np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)
     normalized = trimesh.Trimesh(

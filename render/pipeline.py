@@ -21,11 +21,12 @@ import numpy as np
 from tqdm import tqdm
 
 from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_name
-from render.mesh import DATASETS, RenderInputError, Scan, list_items, load_scan
+from render.mesh import Scan, load_scan
 from render.raycast import RayCaster
 from render.shading import ShadedRenderer, gl_platform
 from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
 from utils.fileio import write_image, write_json, write_text
+from utils.scans import DATASETS, RenderInputError, list_items
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import argparse
 import logging
 import sys
 
-from render.mesh import RenderInputError
 from render.pipeline import (
     RenderOptions,
     ScanRenderer,
@@ -32,6 +31,7 @@ from render.pipeline import (
     selected_items,
     write_list,
 )
+from utils.scans import RenderInputError
 
 
 def get_parser() -> argparse.ArgumentParser:

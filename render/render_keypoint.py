@@ -26,8 +26,8 @@ import logging
 import sys
 
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset
-from render.mesh import RenderInputError
 from render.pipeline import add_dataset_arguments, selected_items
+from utils.scans import RenderInputError
 
 
 def get_parser() -> argparse.ArgumentParser:

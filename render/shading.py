@@ -23,8 +23,7 @@ import os
 import numpy as np
 import trimesh
 
-from render.mesh import rotation_y
-from utils.camera import CAMERA_Z, FOV_DEG
+from utils.camera import CAMERA_Z, FOV_DEG, rotation_y
 
 AMBIENT = (0.01, 0.01, 0.1)
 SPOT_INNER = math.pi / 10

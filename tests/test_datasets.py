@@ -26,10 +26,10 @@ from datasets.augment import (
     soften_boundary,
 )
 from render.make_training_set import get_parser
-from render.mesh import RenderInputError
 from render.training_set import build_synthetic_training_set, split_by_item
 from utils.camera import png_to_depth_units
 from utils.keypoints import PartPlacementError, part_matrices
+from utils.scans import RenderInputError
 
 RES = 256
 KEYS = {"image", "depth_front", "depth_back", "mask", "theta", "index", "path"}

@@ -16,7 +16,7 @@ from inference.io import image_stem, list_images
 from inference.panel import result_panel
 from render.layout import view_files
 from render.make_demo_samples import pack_sample
-from render.mesh import RenderInputError
+from utils.scans import RenderInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Bounds on what the bundled weights reach (README, "The demo": Chamfer 1.35-2.66 cm, mean P2S

@@ -36,9 +36,9 @@ from evaluation.normal_images import (
     normal_image_errors,
     render_normals,
 )
-from render.mesh import load_scan, rotation_y
+from render.mesh import load_scan
 from render.raycast import RayCaster
-from utils.camera import backproject
+from utils.camera import backproject, rotation_y
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -407,3 +407,17 @@ def test_cli_refuses_inconsistent_arguments(
     assert args.fscore_threshold == 1.0  # cm
     with pytest.raises(SystemExit, match="no such file or folder"):
         evaluate.main(args)
+
+
+# ------------------------------------------------------------------ layering
+
+
+def test_evaluation_does_not_import_the_renderer() -> None:
+    """The scan layout, normalisation and view rotations come from ``utils/``, not ``render/``."""
+    code = (
+        "import sys, evaluation.geometry, evaluation.normal_images; "
+        "print(sorted(m for m in sys.modules if m == 'render' or m.startswith('render.')))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -31,7 +31,7 @@ from render.keypoints3d import (
     write_item_keypoints,
 )
 from render.layout import view_files, view_name
-from render.mesh import RenderInputError, ScanTransform, scan_transform
+from utils.camera import ScanTransform
 from utils.keypoints import (
     BODY25_INDEX,
     HAND_PIP_INDEX,
@@ -40,6 +40,7 @@ from utils.keypoints import (
     load_openpose_json,
     openpose_to_keypoints31,
 )
+from utils.scans import RenderInputError, scan_transform
 
 N_KP3DS = 118  # 25 body + 21 left hand + 21 right hand + 51 face (facts §6.11)
 LEFT_HAND0, RIGHT_HAND0 = 25, 46
@@ -113,7 +114,7 @@ def write_ply(root: Path, ds: str, name: str) -> Path:
 
 
 def rot_y(deg: float) -> np.ndarray:
-    """Rotation about +Y from the rotation vector (independent of ``render.mesh.rotation_y``)."""
+    """Rotation about +Y from the rotation vector (independent of ``utils.camera.rotation_y``)."""
     return cv2.Rodrigues(np.array([0.0, math.radians(deg), 0.0]))[0]
 
 

@@ -34,19 +34,7 @@ from render.keypoints3d import (
     write_item_keypoints,
 )
 from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_name
-from render.mesh import (
-    DATASETS,
-    RP_ROTATE_NEG90,
-    RP_SCALE_09,
-    RenderInputError,
-    list_items,
-    load_scan,
-    load_textured_obj,
-    normalization,
-    sample_texture,
-    scan_files,
-    scan_transform,
-)
+from render.mesh import load_scan, load_textured_obj, sample_texture
 from render.pipeline import RenderOptions, ScanRenderer, render_dataset, shard, write_list
 from render.raycast import RayCaster
 from utils.camera import (
@@ -61,6 +49,16 @@ from utils.camera import (
     project,
     range_to_png,
 )
+from utils.scans import (
+    DATASETS,
+    RP_ROTATE_NEG90,
+    RP_SCALE_09,
+    RenderInputError,
+    list_items,
+    normalization,
+    scan_files,
+    scan_transform,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = np.array([0.0, 0.0, 1.0])
@@ -74,7 +72,7 @@ FLOAT_TOL = 1e-6  # float32 geometry / rays in Open3D
 
 def rot_y(deg: float) -> np.ndarray:
     """Rotation by ``deg`` about +Y from the rotation vector (0, deg, 0) (independent of
-    ``render.mesh.rotation_y``)."""
+    ``utils.camera.rotation_y``)."""
     return cv2.Rodrigues(np.array([0.0, math.radians(deg), 0.0]))[0]
 
 
@@ -1106,6 +1104,19 @@ def test_unknown_dataset_name(tmp_path):
         for name in DATASETS:
             assert name in str(info.value)
         assert "FOO" in str(info.value)
+
+
+def test_scan_modules_import_only_utils():
+    """The camera conventions and the scan layout / normalisation sit on the ground floor: they
+    load no module of this project outside ``utils``."""
+    code = (
+        "import sys, utils.camera, utils.scans; "
+        "ours = ('bench', 'datasets', 'evaluation', 'inference', 'meshing', 'models', 'render'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_missing_dataset_folder(tmp_path):

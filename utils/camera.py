@@ -19,11 +19,15 @@ Conventions used everywhere in this project:
 * Orthographic option: rays along -Z from the plane ``z = 1``, ``x, y`` in
   ``[-tan 25deg, tan 25deg]`` with the first and last pixel centres on the interval ends (the
   authors' grid); the range is the distance from that plane and uses the same encoding.
+* Scan frame: a raw scan is taken to the normalised frame by a :class:`ScanTransform` (centring,
+  scaling, a dataset's facing and size fixes), then a view with yaw ``a`` degrees sees it rotated
+  by :func:`view_rotation` (rotation vector ``(0, a - g, 0)``, ``g`` the scan's facing).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -143,3 +147,33 @@ def depth_units_to_range(depth: np.ndarray) -> np.ndarray:
     """D units to ranges in mesh units (``d = (512 D - 1024) / F + 1``); D <= 0 maps to 0."""
     dd = np.asarray(depth, dtype=np.float64)
     return np.where(dd > 0, (DEPTH_UNIT * dd - DEPTH_OFFSET) / DEPTH_F + 1.0, 0.0)
+
+
+def rotation_y(angle: float) -> np.ndarray:
+    """[3, 3] rotation by ``angle`` radians about +Y (rotation vector ``(0, angle, 0)``)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def view_rotation(yaw_deg: float, facing: float = 0.0) -> np.ndarray:
+    """[3, 3] rotation of a normalised mesh for a view: rotation vector ``(0, a - g, 0)`` with the
+    view yaw ``a`` (degrees) and the scan's facing ``g`` (radians; THuman2)."""
+    return rotation_y(math.radians(yaw_deg) - facing)
+
+
+@dataclass(frozen=True)
+class ScanTransform:
+    """The similarity taking raw scan coordinates to the normalised, facing-corrected frame.
+
+    ``x_norm = post_scale * R @ ((x - center) / scale)``; the view yaw is applied afterwards.
+    """
+
+    center: np.ndarray  # [3] area-weighted surface centroid of the raw mesh
+    scale: float  # 2.8 * largest absolute centred coordinate
+    rotation: np.ndarray  # [3, 3] dataset-specific facing fix (identity for most scans)
+    post_scale: float  # dataset-specific size fix (1 for most scans)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """[N, 3] raw coordinates -> [N, 3] normalised coordinates."""
+        p = (np.asarray(points, dtype=np.float64) - self.center) / self.scale
+        return self.post_scale * p @ self.rotation.T
