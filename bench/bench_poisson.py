@@ -153,7 +153,8 @@ def synthetic_cloud(
     """Write ``out/cloud.ply`` (the Predictor's format) and ``out/gt.npz`` for one synthetic human
     (with :func:`wrinkled` relief when ``wrinkles_mm`` > 0); returns the numbers of points and
     of GT faces."""
-    from render.synthetic import load_anny_model, make_human
+    from render.synthetic.assets import load_anny_model
+    from render.synthetic.human import make_human
 
     human = make_human(load_anny_model(), seed, "bench_human")
     vertices, faces, colors = human.vertices, human.faces, human.vertex_colors

@@ -41,7 +41,8 @@ from render.layout import DEFAULT_YAWS
 from render.mesh import Scan, load_scan
 from render.pipeline import RenderOptions, ScanRenderer
 from render.shading import AMBIENT, SPOT_INNER, SPOT_OUTER, gl_platform
-from render.synthetic import load_anny_model, make_human, save_human
+from render.synthetic.assets import load_anny_model
+from render.synthetic.human import make_human, save_human
 from utils.camera import CAMERA_Z, pixel_rays, range_to_png, rotation_y
 
 CONFIGS = ("ours", "authors")

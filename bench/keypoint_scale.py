@@ -21,7 +21,7 @@ import numpy as np
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, load_joints, project_keypoints
 from render.layout import DEFAULT_YAWS, view_files
 from render.pipeline import RenderOptions, ScanRenderer
-from render.synthetic import generate
+from render.synthetic.human import generate
 from utils.camera import REFERENCE_RES, view_rotation
 from utils.scans import scan_transform
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from render.synthetic import generate
+from render.synthetic.human import generate
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from pathlib import Path
 from render.keypoints3d import keypoint_dataset
 from render.layout import DEFAULT_YAWS
 from render.pipeline import RenderOptions, ScanRenderer, render_dataset, write_list
-from render.synthetic import generate
+from render.synthetic.human import generate
 from utils.fileio import write_text
 from utils.scans import RenderInputError
 

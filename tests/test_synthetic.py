@@ -6,6 +6,7 @@ The first model load on a machine builds Anny's
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import cv2
@@ -13,15 +14,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from render.synthetic import (
-    NUM_JOINTS,
-    AnnyAssets,
-    SyntheticHuman,
-    generate,
-    load_anny_model,
-    make_human,
-    save_human,
-)
+from render.synthetic.assets import AnnyAssets, load_anny_model
+from render.synthetic.human import NUM_JOINTS, SyntheticHuman, generate, make_human, save_human
 
 SEEDS = (3, 14, 15)
 # COCO-WholeBody rows.
@@ -53,6 +47,38 @@ def test_same_seed_same_human(model, humans):
     np.testing.assert_array_equal(again.vertices, humans[0].vertices)
     np.testing.assert_array_equal(again.vertex_colors, humans[0].vertex_colors)
     np.testing.assert_array_equal(again.joints, humans[0].joints)
+
+
+def test_seed_pins_the_human(humans):
+    """Seed 3 gives the same human as when these values were recorded (before the module split):
+    colours bit for bit, geometry and keypoints to float rounding."""
+    human = humans[0]
+    assert SEEDS[0] == 3
+    colours = hashlib.sha256(np.ascontiguousarray(human.vertex_colors).tobytes()).hexdigest()
+    assert colours == "2f5c329bdf81a0b63b14d196c26214d690b6da522ca19f811a6cf09a00736ba8"
+    np.testing.assert_allclose(
+        human.vertices.sum(axis=0), [727.5949692558402, 14461.05976153854, 1235.8809725070832]
+    )
+    np.testing.assert_allclose(
+        human.vertices[[0, 5000, 13000]],
+        [
+            [-0.03502894238171542, 1.5854604588516379, 0.16148361473821968],
+            [-0.18139119236378307, 0.05106837678709064, -0.19241866896287443],
+            [0.19865322889509276, 0.01996854890574595, 0.11799366246258375],
+        ],
+        rtol=0,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        human.joints[[0, 9, 100]],
+        [
+            [-0.00574473075372769, 1.5473579997514006, 0.17767415068370787],
+            [0.6653915484682991, 1.3589555727372868, 0.14503382689305838],
+            [0.7654759794719113, 1.3597577023568581, 0.19091556003797822],
+        ],
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_different_seeds_differ(humans):
