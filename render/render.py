@@ -1,6 +1,7 @@
 """Render scans into 2K2K's training layout (front/back depth, NOSHADING and SHADED images, lists).
 
-Run from the repository root as a module::
+Run from the repository root as a module, or as a file as the authors do (``python
+render/render.py ...``, same arguments; see below)::
 
     # open synthetic humans made by render.make_synthetic, at a small resolution
     python -m render.render --data_path data/synthetic --data_name ANNY --res 512
@@ -14,15 +15,26 @@ Run from the repository root as a module::
 Views that already exist are skipped (an interrupted run resumes). A scan that cannot be loaded is
 reported and the batch goes on; the exit status is 1 if any scan failed. Headless OpenGL: set
 ``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts) or pass ``--gl_platform``.
+
+Run as a file, Python puts the script's own folder ``render/`` first on ``sys.path``, where this
+file rather than the package answers ``import render`` ("'render' is not a package"). So the file,
+run without ``-m``, does one thing: it starts again as ``python -m render.render`` with the same
+arguments (``os.execv``, same interpreter), which finds the package from the working directory
+(the repository root) or the installed project (``pip install -e .``). No import path is changed.
+``render_keypoint.py`` does the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from render.pipeline import (
+if __name__ == "__main__" and __spec__ is None:  # run as a file, not with -m: start again as -m
+    os.execv(sys.executable, [sys.executable, "-m", "render.render", *sys.argv[1:]])
+
+from render.pipeline import (  # noqa: E402 (after the re-execution above)
     RenderOptions,
     ScanRenderer,
     add_dataset_arguments,
@@ -31,7 +43,7 @@ from render.pipeline import (
     selected_items,
     write_list,
 )
-from utils.scans import RenderInputError
+from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
 def get_parser() -> argparse.ArgumentParser:

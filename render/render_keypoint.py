@@ -1,6 +1,7 @@
 """Project 3D joints to the 31 training keypoints of every rendered view (PERS/keypoint/...).
 
-Run from the repository root after ``render.render`` (same ``--res`` and ``--yaws``)::
+Run from the repository root after ``render.render`` (same ``--res`` and ``--yaws``), as a module
+or as a file (``python render/render_keypoint.py ...``; see ``render/render.py``)::
 
     python -m render.render_keypoint --data_path data/synthetic --data_name ANNY --res 512
 
@@ -23,11 +24,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset
-from render.pipeline import add_dataset_arguments, selected_items
-from utils.scans import RenderInputError
+if __name__ == "__main__" and __spec__ is None:  # run as a file, not with -m: start again as -m
+    os.execv(sys.executable, [sys.executable, "-m", "render.render_keypoint", *sys.argv[1:]])
+
+from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset  # noqa: E402 (after the re-execution above)
+from render.pipeline import add_dataset_arguments, selected_items  # noqa: E402 (after the re-execution above)
+from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
 def get_parser() -> argparse.ArgumentParser:
