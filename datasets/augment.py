@@ -25,6 +25,8 @@ JITTER_OPS = ("brightness", "contrast", "saturation")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BAND_LOW, BAND_HIGH = 0.2, 0.8
 """A pixel is in the softened band when its 3x3-blurred mask value lies strictly between these."""
+SMOOTH_MARGIN = 3
+"""Pixels a band pixel's smoothed value depends on: 1 (3x3 median) + 2 (5x5 Gaussian)."""
 
 
 def grayscale(image: np.ndarray) -> np.ndarray:
@@ -32,21 +34,32 @@ def grayscale(image: np.ndarray) -> np.ndarray:
     return image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+# The adjustments compute in place on their one new array (same float32 operations and order as
+# ``np.clip(f * image + ..., 0, 1)``, so the same values, without the temporaries).
+
+
 def adjust_brightness(image: np.ndarray, factor: float) -> np.ndarray:
     """``x * factor`` clamped to [0, 1] (torchvision ``adjust_brightness``)."""
-    return np.clip(image * np.float32(factor), 0.0, 1.0)
+    out = image * np.float32(factor)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def adjust_contrast(image: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the mean of the grayscale image, clamped to [0, 1] (``adjust_contrast``)."""
     f = np.float32(factor)
-    return np.clip(f * image + (1 - f) * grayscale(image).mean(), 0.0, 1.0)
+    out = f * image
+    out += (1 - f) * grayscale(image).mean()
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
     """Blend with the grayscale image, clamped to [0, 1] (``adjust_saturation``)."""
     f = np.float32(factor)
-    return np.clip(f * image + (1 - f) * grayscale(image)[:, :, None], 0.0, 1.0)
+    grey = grayscale(image)
+    grey *= 1 - f
+    out = f * image
+    out += grey[:, :, None]
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 _ADJUST = {
@@ -101,8 +114,9 @@ def background_crop(background: np.ndarray, res: int, rng: np.random.Generator) 
     scaled = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
     y0 = int(rng.integers(0, size[1] - res + 1))
     x0 = int(rng.integers(0, size[0] - res + 1))
-    crop = scaled[y0 : y0 + res, x0 : x0 + res, ::-1]  # BGR -> RGB
-    return crop.astype(np.float32) / 255.0
+    crop = scaled[y0 : y0 + res, x0 : x0 + res, ::-1].astype(np.float32)  # BGR -> RGB
+    crop /= 255.0
+    return crop
 
 
 def load_background(path: str | os.PathLike) -> np.ndarray | None:
@@ -114,8 +128,8 @@ def load_background(path: str | os.PathLike) -> np.ndarray | None:
 
 def composite(image: np.ndarray, mask: np.ndarray, background: np.ndarray | None) -> np.ndarray:
     """Replace the pixels outside ``mask`` by ``background`` ([H, W, 3]; None = black)."""
-    out = image.copy()
-    out[~mask] = 0.0 if background is None else background[~mask]
+    out = np.zeros_like(image) if background is None else background.copy()
+    cv2.copyTo(image, mask.astype(np.uint8), out)  # ~4x faster than boolean indexing
     return out
 
 
@@ -128,11 +142,24 @@ def boundary_band(mask: np.ndarray) -> np.ndarray:
 
 def soften_boundary(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Replace the :func:`boundary_band` pixels by the image after a 3x3 median filter and a 5x5
-    Gaussian (1, 4, 6, 4, 1)/16 per axis (facts §5.3 step 6); [H, W, 3] float32."""
+    Gaussian (1, 4, 6, 4, 1)/16 per axis (facts §5.3 step 6); [H, W, 3] float32.
+
+    The filters run on the band's bounding box widened by :data:`SMOOTH_MARGIN` pixels (clipped
+    to the image, whose own border rules then apply as on the full image), which gives every band
+    pixel the same value as filtering the whole image.
+    """
     band = boundary_band(mask)
-    smooth = cv2.GaussianBlur(cv2.medianBlur(np.ascontiguousarray(image), 3), (5, 5), 0)
     out = image.copy()
-    out[band] = smooth[band]
+    rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    if rows.size == 0:
+        return out
+    m = SMOOTH_MARGIN
+    y0, y1 = max(0, rows[0] - m), min(image.shape[0], rows[-1] + 1 + m)
+    x0, x1 = max(0, cols[0] - m), min(image.shape[1], cols[-1] + 1 + m)
+    box = np.ascontiguousarray(image[y0:y1, x0:x1])
+    smooth = cv2.GaussianBlur(cv2.medianBlur(box, 3), (5, 5), 0)
+    inner, view = band[y0:y1, x0:x1], out[y0:y1, x0:x1]
+    view[inner] = smooth[inner]
     return out
 
 

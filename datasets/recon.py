@@ -220,7 +220,8 @@ class ReconDataset(Dataset):
         if not all(np.isfinite(a).all() for a in (theta, depth_front, depth_back)):
             raise DatasetError(f"{files.depth_front}: non-finite theta or depth")
         mask = front > 0
-        image = shaded[:, :, ::-1].astype(np.float32) / 255.0  # [res, res, 3] RGB in [0, 1]
+        image = cv2.cvtColor(shaded, cv2.COLOR_BGR2RGB).astype(np.float32)
+        image /= 255.0  # [res, res, 3] RGB in [0, 1]
         background = None
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
@@ -228,8 +229,10 @@ class ReconDataset(Dataset):
             path = draw_background(self.backgrounds, self.background_prob, rng)
             background = None if path is None else self._background(path, rng)
         image = soften_boundary(composite(image, mask, background), mask)
+        chw = np.multiply(image.transpose(2, 0, 1), 2.0, out=np.empty((3, res, res), np.float32))
+        chw -= 1.0
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)) * 2.0 - 1.0),
+            "image": torch.from_numpy(chw),
             "depth_front": torch.from_numpy(depth_front[None]),
             "depth_back": torch.from_numpy(depth_back[None]),
             "mask": torch.from_numpy(mask[None].astype(np.float32)),

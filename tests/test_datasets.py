@@ -21,6 +21,7 @@ from datasets.augment import (
     adjust_saturation,
     apply_jitter,
     background_crop,
+    composite,
     draw_jitter,
     load_background,
     soften_boundary,
@@ -259,6 +260,43 @@ def test_jitter_ops_follow_torchvision_semantics():
         adjust_saturation(img, 0.0), np.repeat(grey[..., None], 3, -1), atol=1e-6
     )
     np.testing.assert_array_equal(adjust_contrast(img, 1.0), img)
+
+
+def _masks(rng: np.random.Generator, size: int = 40) -> list[np.ndarray]:
+    """Masks for the fast augmentation paths: blobs inside and touching each border, a corner
+    pixel, empty, full."""
+    yy, xx = np.mgrid[:size, :size]
+    masks = [(yy - cy) ** 2 + (xx - cx) ** 2 < r**2 for cy, cx, r in rng.integers(0, size, (6, 3))]
+    masks += [(yy - size / 2) ** 2 + (xx - size / 2) ** 2 < 100, yy + xx == 0]
+    return [*masks, np.zeros((size, size), bool), np.ones((size, size), bool)]
+
+
+def test_fast_augmentation_equals_the_plain_formulas_bit_for_bit(rng):
+    # the plain formulas (boolean indexing, whole-image filters, out-of-place clips) were the
+    # implementation before the in-place / bounding-box one; equality must stay exact
+    image = rng.random((40, 40, 3), dtype=np.float32)
+    background = rng.random((40, 40, 3), dtype=np.float32)
+    for f in (0.0, 0.73, 1.0, 1.6):
+        g = np.float32(f)
+        grey = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        np.testing.assert_array_equal(adjust_brightness(image, f), np.clip(image * g, 0.0, 1.0))
+        plain = np.clip(g * image + (1 - g) * grey.mean(), 0.0, 1.0)
+        np.testing.assert_array_equal(adjust_contrast(image, f), plain)
+        plain = np.clip(g * image + (1 - g) * grey[:, :, None], 0.0, 1.0)
+        np.testing.assert_array_equal(adjust_saturation(image, f), plain)
+    smooth = cv2.GaussianBlur(cv2.medianBlur(image, 3), (5, 5), 0)
+    for mask in _masks(rng):
+        for bg in (None, background):
+            plain = image.copy()
+            plain[~mask] = 0.0 if bg is None else bg[~mask]
+            np.testing.assert_array_equal(composite(image, mask, bg), plain)
+        blurred = cv2.GaussianBlur(mask.astype(np.float32), (3, 3), 0)
+        band = (blurred > 0.2) & (blurred < 0.8)
+        plain = image.copy()
+        plain[band] = smooth[band]
+        np.testing.assert_array_equal(soften_boundary(image, mask), plain)
+    crop = background_crop(np.full((30, 50, 3), (10, 20, 30), np.uint8), 40, rng)
+    np.testing.assert_array_equal(crop, np.full((40, 40, 3), (30, 20, 10), np.float32) / 255.0)
 
 
 def test_jitter_draws_are_bounded_and_randomly_ordered():
