@@ -37,8 +37,9 @@ from inference import InputError, InputOptions, OutputOptions, Predictor, list_i
 from inference.batch import KEYPOINT_SOURCES, MASK_SOURCES
 from inference.detect import PhotoExtraMissing
 from inference.pointcloud import BACK_COLORS
-from inference.predictor import DEPTH_MASKS, PRECISIONS
+from inference.predictor import DEPTH_MASKS
 from models import CheckpointError
+from models.precision import PRECISIONS
 from utils.fileio import write_text
 
 log = logging.getLogger("test_02_model")

@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from models.model_2k2k import CHECKPOINT_GROUPS
+from models.precision import PRECISIONS
 from utils.training import train
 
 
@@ -121,7 +123,20 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", action="store_true", help="float16 autocast on CUDA")
+    p.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="fp32",
+        help="fp32 (authors'), or bf16 / fp16 autocast (fp16 with a gradient scaler); README",
+    )
+    p.add_argument(
+        "--checkpointing",
+        nargs="*",
+        choices=tuple(CHECKPOINT_GROUPS),
+        default=[],
+        help="recompute these networks' activations in the backward pass (less memory; same "
+        "gradients): parts, coarse, refine",
+    )
     p.add_argument("--seed", type=int, default=0, help="model init, shuffling, augmentation")
     p.add_argument(
         "--no_tensorboard", dest="tensorboard", action="store_false", help="no <out_dir>/tb"

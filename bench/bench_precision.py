@@ -7,10 +7,12 @@ post-processed silhouette is empty, so they cannot show a geometric cost; the 20
 
 Per precision: silhouette IoU with fp32, depth difference on the common silhouette (median and
 p99, mm at a person's size, 1 D = 570 mm), merged-normal angle difference (mean and p99) and the
-forward time.
+forward time; with ``--mesh``, the Chamfer distance between the Poisson meshes of the two point
+clouds (mm; Open3D, CPU).
 
 Usage:
-    python -m bench.bench_precision --threads 2
+    python -m bench.bench_precision --threads 2 --mesh
+    python -m bench.bench_precision --device cuda
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from bench.common import MM_PER_D, prediction_difference
 from inference import Prediction, Predictor
 from inference.io import image_stem, list_images, read_image
-from inference.predictor import PRECISIONS
+from models.precision import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,7 @@ def main(args: argparse.Namespace) -> None:
     checkpoint, items = ROOT / "checkpoints" / "demo_w025_512.pt", demo_items()
     preds: dict[str, list[Prediction]] = {}
     for precision in ("fp32", *args.precisions):
-        predictor = Predictor(checkpoint, precision=precision)
+        predictor = Predictor(checkpoint, device=args.device, precision=precision)
         preds[precision] = [predictor.predict(im, kp, source=stem) for stem, im, kp in items]
         start = time.perf_counter()
         predictor.predict(items[0][1], items[0][2])
@@ -61,6 +63,29 @@ def main(args: argparse.Namespace) -> None:
             f" {m['normal_front_p99_deg']:>7.1f} {m['normal_back_mean_deg']:>7.2f}"
             f" {m['normal_back_p99_deg']:>7.1f}"
         )
+    if args.mesh:
+        print_mesh_differences(preds, args.precisions)
+
+
+def print_mesh_differences(preds: dict[str, list[Prediction]], precisions: list[str]) -> None:
+    """Chamfer / P2S / S2P (mm) between the Poisson mesh of each precision and fp32's."""
+    from evaluation.geometry import mesh_metrics
+    from meshing.poisson import reconstruct
+
+    def mesh(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
+        points, colors = pred.point_cloud()
+        m = reconstruct(points.astype(np.float64), colors / 255.0)
+        return m.vertices, m.faces
+
+    meshes = {k: [mesh(p) for p in v] for k, v in preds.items()}
+    print(f"{'precision':<9} {'Chamfer':>8} {'P2S':>8} {'S2P':>8}  (mm, mean of images)")
+    for precision in precisions:
+        rows = [
+            mesh_metrics(*m, *ref, num_samples=50_000)
+            for m, ref in zip(meshes[precision], meshes["fp32"], strict=True)
+        ]
+        mm = {k: MM_PER_D * float(np.mean([r[k] for r in rows])) for k in ("chamfer", "p2s", "s2p")}
+        print(f"{precision:<9} {mm['chamfer']:8.2f} {mm['p2s']:8.2f} {mm['s2p']:8.2f}")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -74,6 +99,8 @@ def get_parser() -> argparse.ArgumentParser:
         default=["bf16", "fp16"],
     )
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--mesh", action="store_true", help="also the meshes' Chamfer distance")
     return p
 
 

@@ -1,19 +1,24 @@
-"""Seconds per training step and peak memory, phase 1 and phase 2, each in its own process.
+"""Seconds per training step and peak memory per phase, precision and checkpointing, each
+configuration in its own process.
 
 One step = forward, the authors' loss, backward and an Adam step, at batch size ``--batch``, on a
-synthetic target (a sphere-like depth pair and the embedded case's part matrices), after
-``--warmup`` untimed steps. Peak memory is the process's peak RSS on CPU and
-``torch.cuda.max_memory_allocated`` on CUDA.
+synthetic target (a body-sized ellipsoid's depth pair and the embedded case's part matrices),
+after ``--warmup`` untimed steps. A configuration is ``p<phase>-<precision>[-ckpt]``: ``ckpt``
+recomputes the activations of every trained network in the backward pass
+(``train.py --checkpointing parts coarse refine``). The plain float32 configuration of each phase
+is the baseline of its rows. Peak memory is the process's peak RSS on CPU (model, optimizer and
+the interpreter included) and ``torch.cuda.max_memory_allocated`` on CUDA.
 
 Usage:
     python -m bench.bench_train --res 512
-    python -m bench.bench_train --res 2048 --steps 2 --warmup 1
-    python -m bench.bench_train --res 2048 --device cuda --amp
+    python -m bench.bench_train --res 1024 --configs p1-fp32 p1-bf16-ckpt p2-fp32 p2-bf16-ckpt
+    python -m bench.bench_train --res 2048 --device cuda --precisions fp32 bf16 fp16
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -24,8 +29,24 @@ import torch
 from bench.common import fixture_theta, peak_rss_gb
 from models import build_model
 from models.losses import Loss2K2K
+from models.model_2k2k import CHECKPOINT_GROUPS
+from models.precision import PRECISIONS, autocast
 
-CONFIGS = ("phase1", "phase2")
+
+def config_names(precisions: list[str]) -> list[str]:
+    """Every ``p<phase>-<precision>[-ckpt]`` for the given precisions, phase 1 first."""
+    return [
+        f"p{phase}-{precision}{suffix}"
+        for phase, precision, suffix in itertools.product((1, 2), precisions, ("", "-ckpt"))
+    ]
+
+
+def parse_config(config: str) -> tuple[int, str, bool]:
+    """``"p2-bf16-ckpt"`` -> (2, "bf16", True)."""
+    phase, precision, *rest = config.split("-")
+    if phase not in ("p1", "p2") or precision not in PRECISIONS or rest not in ([], ["ckpt"]):
+        raise ValueError(f"bad configuration {config!r}: p<1|2>-<fp32|bf16|fp16>[-ckpt]")
+    return int(phase[1]), precision, bool(rest)
 
 
 def synthetic_batch(res: int, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -48,21 +69,26 @@ def synthetic_batch(res: int, batch: int, device: torch.device) -> dict[str, tor
 
 
 def measure(config: str, args: argparse.Namespace) -> dict:
+    """Time ``args.steps`` training steps of one configuration (this process only)."""
+    phase, precision, ckpt = parse_config(config)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    phase = 1 if config == "phase1" else 2
+    torch.manual_seed(0)  # the same initial weights in every configuration
     model = build_model(phase=phase, res=args.res, width=args.width).to(device).train()
+    model.set_checkpointing(list(CHECKPOINT_GROUPS) if ckpt else [])
+    if phase == 2:  # only the refinement net trains (as in train.py)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("refine."))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     loss_fn = Loss2K2K(phase)
     batch = synthetic_batch(args.res, args.batch, device)
-    use_amp = args.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     times = []
     for i in range(args.warmup + args.steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with autocast(device, precision):
             outputs = model(batch["image"], batch["theta"])
         outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
         loss = loss_fn(outputs, batch, model.geometry)["total"]
@@ -85,13 +111,19 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--res", type=int, default=512)
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=2, help="batch size (paper: 2)")
-    p.add_argument("--steps", type=int, default=3, help="timed steps (the best is reported)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps (the best is reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
-    p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    p.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=tuple(PRECISIONS),
+        default=["fp32", "bf16"],
+        help="precisions of the default configuration list",
+    )
+    p.add_argument("--configs", nargs="+", help="p<1|2>-<precision>[-ckpt] (default: all)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
     return p
 
 
@@ -99,21 +131,35 @@ def main(args: argparse.Namespace) -> None:
     if args.child:
         print(json.dumps(measure(args.child, args)))
         return
+    configs = args.configs or config_names(args.precisions)
+    for config in configs:
+        parse_config(config)
     rows = []
-    for config in args.configs:
+    for config in configs:
         cmd = [sys.executable, "-m", "bench.bench_train", "--child", config]
         for key in ("res", "width", "batch", "steps", "warmup", "threads", "device"):
             cmd += [f"--{key}", str(getattr(args, key))]
-        cmd += ["--amp"] if args.amp else []
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr: tracebacks
+        if done.returncode != 0:  # e.g. out of memory: report it and go on
+            rows.append({"config": config, "failed": f"exit status {done.returncode}"})
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(
         f"training step, res {args.res}, width {args.width}, batch {args.batch}, "
-        f"{args.device}{' amp' if args.amp else ''}, {args.threads} threads"
+        f"{args.device}, {args.threads} threads; peak = "
+        + ("max_memory_allocated" if args.device.startswith("cuda") else "process peak RSS")
     )
-    print("{:8s} {:>12s} {:>10s} {:>10s}".format("config", "s / step", "peak [GB]", "loss"))
+    print(f"{'config':14s} {'s / step':>9s} {'peak [GB]':>10s} {'vs fp32':>8s} {'loss':>9s}")
+    base = {r["config"][:2]: r for r in rows if r["config"].endswith("fp32") and "peak_gb" in r}
     for r in rows:
-        print(f"{r['config']:8s} {r['seconds']:12.2f} {r['peak_gb']:10.2f} {r['loss']:10.4f}")
+        if "failed" in r:
+            print(f"{r['config']:14s} failed: {r['failed']}")
+            continue
+        ref = base.get(r["config"][:2])
+        ratio = f"{r['peak_gb'] / ref['peak_gb']:7.2f}x" if ref else f"{'':>8s}"
+        print(
+            f"{r['config']:14s} {r['seconds']:9.2f} {r['peak_gb']:10.2f} {ratio} {r['loss']:9.4f}"
+        )
 
 
 if __name__ == "__main__":

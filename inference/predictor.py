@@ -26,7 +26,6 @@ layout; see :func:`output_names`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from models import CheckpointError, Model2K2K, build_model
 from models.checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint_file
 from models.losses import get_normal
 from models.parts import PART_NETS
+from models.precision import autocast, check_precision
 from utils.camera import REFERENCE_RES
 from utils.keypoints import (
     NUM_KEYPOINTS,
@@ -65,12 +65,6 @@ log = logging.getLogger(__name__)
 COLOR_FACTOR = 0.85
 """The authors' fixed brightness, contrast and saturation factor at test time."""
 DEPTH_MASKS = ("order", "predicted", "meet")
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "fp32": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
-"""Inference precisions: None = plain float32, else the ``torch.autocast`` type."""
 BODY_DEPTH_MIN, BODY_DEPTH_MAX = 0.2, 4.0
 """Depths (D units) a body pixel can have: a normalised scan spans about 0.47-3.53 (facts §6.6);
 0.2 is ``get_normal``'s background cut-off, 4 where the PNG encoding saturates."""
@@ -329,8 +323,7 @@ class Predictor:
         depth_mask: str = "meet",
         precision: str = "fp32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         if depth_mask not in DEPTH_MASKS:
             raise ValueError(f"depth_mask must be one of {DEPTH_MASKS}, got {depth_mask!r}")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -350,13 +343,6 @@ class Predictor:
         self.jitter = JitterParams(JITTER_OPS, color_factor, color_factor, color_factor)
         self.depth_mask = depth_mask
         self.precision = precision
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The forward's precision context (:data:`PRECISIONS`)."""
-        dtype = PRECISIONS[self.precision]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
 
     def model_input(self, rgb: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
         """[1, 3, res, res] float32 in [-1, 1]: background black, colour transform, normalised."""
@@ -391,7 +377,7 @@ class Predictor:
         x = self.model_input(rgb, fg).to(self.device)
 
         start = time.perf_counter()
-        with self.autocast():
+        with autocast(self.device, self.precision):
             out = self.model(x, theta_t)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # CUDA runs asynchronously: time the work

@@ -2,13 +2,23 @@
 
 Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the index layout of
 every ``nn.Sequential`` reproduce the authors' state-dict keys, so their checkpoints load strictly.
+
+Activation checkpointing: a block whose ``checkpoint`` attribute is True keeps, in training with
+gradients on, only the inputs of each unit ([conv, BN, ReLU], the up-sampling unit, the attention
+gate) and recomputes the unit in the backward pass. The recomputation uses the same batch
+statistics and updates copies of BatchNorm's running statistics, so outputs, gradients and running
+statistics equal those without checkpointing.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def scale_channels(channels: int, width: float) -> int:
@@ -34,6 +44,52 @@ def conv_bn_relu(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.
     return torch.relu_(y)
 
 
+@contextlib.contextmanager
+def _running_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of ``module`` update throw-away copies of their running statistics (and
+    ``num_batches_tracked``): the recomputation of a checkpointed unit leaves the real ones as
+    the forward pass left them."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    kept = [{name: getattr(m, name) for name in names} for m in norms]
+    for m, buffers in zip(norms, kept, strict=True):
+        for name, buf in buffers.items():
+            setattr(m, name, buf.clone() if buf is not None else None)
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, kept, strict=True):
+            for name, buf in buffers.items():
+                setattr(m, name, buf)
+
+
+def checkpointed(
+    fn: Callable[..., torch.Tensor], owner: nn.Module, *inputs: torch.Tensor
+) -> torch.Tensor:
+    """``fn(*inputs)`` keeping only ``inputs`` for the backward pass, which recomputes ``fn``.
+
+    ``owner`` holds the BatchNorm layers ``fn`` runs (training mode): their running statistics
+    are updated once, by the forward pass.
+    """
+    return checkpoint(
+        fn,
+        *inputs,
+        use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _running_statistics_kept(owner)),
+    )
+
+
+class Checkpointable(nn.Module):
+    """A block that can recompute its activations in the backward pass (module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checkpoint = False
+
+    def checkpointing(self) -> bool:
+        return self.checkpoint and self.training and torch.is_grad_enabled()
+
+
 def _conv_bn_relu_layers(ch_in: int, ch_out: int) -> list[nn.Module]:
     """[3x3 conv (bias) -> BatchNorm -> ReLU], the unit of the authors' ``conv`` sequentials."""
     return [
@@ -43,12 +99,17 @@ def _conv_bn_relu_layers(ch_in: int, ch_out: int) -> list[nn.Module]:
     ]
 
 
-class _ConvBnReluStack(nn.Module):
+class _ConvBnReluStack(Checkpointable):
     """A ``conv`` sequential of [conv, BN, ReLU] units; eval mode folds each BN into its conv."""
 
     conv: nn.Sequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointing():
+            for i in range(0, len(self.conv), 3):
+                unit = self.conv[i : i + 3]
+                x = checkpointed(unit, unit, x)
+            return x
         if self.training:
             return self.conv(x)
         for i in range(0, len(self.conv), 3):
@@ -85,7 +146,7 @@ class Conv1x1Relu(nn.Module):
         return self.conv(x)
 
 
-class UpConv(nn.Module):
+class UpConv(Checkpointable):
     """Nearest x2 upsample -> 3x3 conv -> BN -> ReLU: ``[B, C_in, H, W] -> [B, C_out, 2H, 2W]``."""
 
     def __init__(self, ch_in: int, ch_out: int) -> None:
@@ -98,12 +159,14 @@ class UpConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointing():
+            return checkpointed(self.up, self.up, x)
         if self.training:
             return self.up(x)
         return conv_bn_relu(self.up[0](x), self.up[1], self.up[2])
 
 
-class AttentionBlock(nn.Module):
+class AttentionBlock(Checkpointable):
     """Additive attention gate of Attention U-Net.
 
     Args:
@@ -123,5 +186,10 @@ class AttentionBlock(nn.Module):
 
     def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``g`` [B, F_g, H, W], ``x`` [B, F_l, H, W] -> gated skip [B, F_l, H, W]."""
+        if self.checkpointing():
+            return checkpointed(self._gate, self, g, x)
+        return self._gate(g, x)
+
+    def _gate(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         psi = self.psi(self.relu(self.W_g(g) + self.W_x(x)))  # [B, 1, H, W]
         return x * psi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from torch import nn
 from utils.keypoints import invert_affine
 
 from .aunet import AUNet
+from .blocks import Checkpointable
 from .daunet import DAUNet
 from .parts import (
     NUM_PARTS,
@@ -28,6 +30,12 @@ FRONT_BACKGROUND = 6.0  # front depth of background pixels, in D units (ReLU6 ce
 ORIGIN_DEPTH = 2.0  # D units of the mesh centre (range 1 from the camera)
 NORMAL_HEAD_START = 0.5  # encoded normal every output starts at under init_normal_heads_alive
 NORMAL_NETS = (*(name for name, _, _ in PART_NETS), "down")  # img2normal_<name>
+CHECKPOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "parts": tuple(f"img2normal_{name}" for name, _, _ in PART_NETS),
+    "coarse": ("img2normal_down", "ImgNorm_to_Dep"),
+    "refine": ("refine",),
+}
+"""Activation-checkpointing groups (:meth:`Model2K2K.set_checkpointing`) -> sub-network names."""
 
 
 class Model2K2K(nn.Module):
@@ -124,6 +132,25 @@ class Model2K2K(nn.Module):
                 head = getattr(self, f"img2normal_{name}").Conv_1x1.conv[0]
                 head.weight.zero_()
                 head.bias.fill_(NORMAL_HEAD_START)
+
+    def set_checkpointing(self, groups: Sequence[str]) -> None:
+        """Recompute the activations of these :data:`CHECKPOINT_GROUPS` in the backward pass
+        (``models.blocks``: less memory, about one more forward of time; same outputs, gradients
+        and BatchNorm statistics). The others keep theirs; an empty list turns it off. A group
+        that a phase does not train (phase 2: all but ``refine``) runs without gradients and is
+        not affected.
+        """
+        unknown = set(groups) - set(CHECKPOINT_GROUPS)
+        if unknown:
+            raise ValueError(
+                f"unknown checkpointing groups {sorted(unknown)}: {list(CHECKPOINT_GROUPS)}"
+            )
+        for group, names in CHECKPOINT_GROUPS.items():
+            for name in names:
+                net = getattr(self, name, None)  # phase 1 has no refine
+                for m in net.modules() if net is not None else ():
+                    if isinstance(m, Checkpointable):
+                        m.checkpoint = group in groups
 
     def part_net(self, name: str) -> AUNet:
         return getattr(self, f"img2normal_{name}")

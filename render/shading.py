@@ -37,11 +37,16 @@ MAX_CACHED_PROGRAMS = 4
 def gl_platform(platform: str | None = None) -> str:
     """Choose the headless OpenGL back end (``osmesa`` or ``egl``) before pyrender is imported.
 
-    An explicit ``platform`` wins, then an existing ``PYOPENGL_PLATFORM``, then ``osmesa``.
+    An explicit ``platform`` wins, then an existing ``PYOPENGL_PLATFORM``, then ``osmesa``. With
+    ``egl``, pyglet (imported by pyrender) is put in headless mode (EGL too), so no X11 library is
+    needed.
     """
     if platform is not None:
         os.environ["PYOPENGL_PLATFORM"] = platform
-    return os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    chosen = os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    if chosen == "egl":  # pyrender imports pyglet, whose default windowing needs X11 libraries
+        os.environ.setdefault("PYGLET_HEADLESS", "true")
+    return chosen
 
 
 def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:

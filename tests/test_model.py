@@ -18,6 +18,7 @@ from torch import nn
 from models import build_model
 from models.model_2k2k import Model2K2K
 from models.parts import PART_NETS
+from models.precision import autocast
 from models.recipe import RECIPE_OVERRIDES, recipe_state_dict
 from utils.keypoints import part_matrices
 
@@ -506,3 +507,82 @@ def test_eval_runs_channels_last_for_any_caller():
     model.to(memory_format=torch.channels_last)  # a caller's own channels_last training
     model.eval().train()
     assert _conv_weight(model).is_contiguous(memory_format=torch.channels_last)
+
+
+def _saved_bytes_and_grads(
+    model: Model2K2K, image: torch.Tensor, theta: torch.Tensor
+) -> tuple[int, dict[str, torch.Tensor]]:
+    """Bytes the forward keeps for backward (distinct storages) and the gradients of a fixed
+    random projection of every trainable output."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(image, theta)
+    g = torch.Generator().manual_seed(1)
+    loss = sum(
+        (v * torch.rand(v.shape, generator=g)).sum()
+        for v in out.values()
+        if torch.is_tensor(v) and v.requires_grad
+    )
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return sum(storages.values()), grads
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_checkpointing_keeps_gradients_and_statistics(phase):
+    """Activation checkpointing (every group) gives the same outputs' gradients and BatchNorm
+    running statistics as the plain training forward, recomputes (each checkpointed conv runs
+    twice) and keeps fewer bytes for the backward pass."""
+    torch.manual_seed(0)
+    plain = build_model(phase=phase, res=128, width=0.25).train()
+    ckpt = copy.deepcopy(plain)
+    ckpt.set_checkpointing(["parts", "coarse", "refine"])
+    image = torch.rand(2, 3, 128, 128) * 2 - 1
+    theta = syn_theta(128, 2)
+    probe = (ckpt.refine.merge3_1 if phase == 2 else ckpt.img2normal_arm.Conv2).conv[0]
+    calls = []
+    probe.register_forward_hook(lambda *_: calls.append(1))
+    saved_plain, grads_plain = _saved_bytes_and_grads(plain, image, theta)
+    saved_ckpt, grads_ckpt = _saved_bytes_and_grads(ckpt, image, theta)
+    assert len(calls) == 2  # forward + recomputation
+    assert saved_ckpt < 0.6 * saved_plain, (saved_ckpt, saved_plain)
+    assert grads_plain.keys() == grads_ckpt.keys() and len(grads_plain) > 0
+    if phase == 2:
+        assert all(name.startswith("refine.") for name in grads_plain)
+    for name, grad in grads_plain.items():
+        torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    buffers_ckpt = dict(ckpt.named_buffers())
+    for name, buf in plain.named_buffers():
+        assert torch.equal(buffers_ckpt[name], buf), name  # running stats updated once
+    ckpt.set_checkpointing([])
+    calls.clear()
+    _saved_bytes_and_grads(ckpt, image, theta)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="unknown checkpointing groups"):
+        ckpt.set_checkpointing(["decoder"])
+
+
+def test_fp32_precision_turns_cuda_tf32_off():
+    """``fp32`` on CUDA runs without TF32 (PyTorch's cuDNN default moves parity outputs by up to
+    1 D, bench/gpu_check.py), ``tf32`` with it; the global flags come back afterwards. The flags
+    are plain settings, so this runs without a GPU."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32, matmul.allow_tf32 = True, False
+        with autocast("cuda", "fp32"):
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        with autocast("cuda:0", "tf32"):
+            assert cudnn.allow_tf32 and matmul.allow_tf32
+        assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, False)
+        with autocast("cpu", "fp32"):
+            assert cudnn.allow_tf32  # CPU: nothing changes
+        with pytest.raises(ValueError, match="precision must be one of"):
+            autocast("cpu", "fp8")
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved

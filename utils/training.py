@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import random
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from models import build_model
 from models.checkpoint import load_checkpoint
 from models.losses import Loss2K2K, LossConfig, coarse_sample, get_normal
 from models.model_2k2k import Model2K2K
+from models.precision import autocast
 from utils.distributed import (
     DistInfo,
     barrier,
@@ -207,6 +207,7 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
         log.info("initialised from %s", args.init_from)
     elif args.phase == 2:
         log.warning("phase 2 without --init_from: the frozen networks are untrained")
+    model.set_checkpointing(args.checkpointing)
     if args.phase == 2:  # only the refinement net trains (facts §1.3); DDP needs this too
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("refine."))
@@ -364,7 +365,7 @@ def train_step(
     loss_fn: Loss2K2K,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    use_amp: bool,
+    precision: str,
     info: DistInfo,
     where: str,
 ) -> dict[str, float]:
@@ -374,8 +375,7 @@ def train_step(
         NonFiniteLossError: on every process when any process's loss is not finite (``where``
             and the batch's files go into the message).
     """
-    autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
-    with autocast:
+    with autocast(info.device, precision):
         outputs = model(batch["image"], batch["theta"])
     outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
     losses = loss_fn(outputs, batch, unwrap(model).geometry)
@@ -432,8 +432,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     if args.bad_samples == "skip" and info.distributed:
         raise ValueError("--bad_samples skip is not supported with several processes (DDP)")
-    use_amp = args.amp and info.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=args.precision == "fp16")
     pos, resume = resume_position(args, model, optimizer, scaler, info)
     if pos.epoch >= args.epochs:
         log.info("%s: all %d epochs are done; nothing to train", resume, args.epochs)
@@ -486,7 +485,9 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                 continue
             batch = to_device(batch, info.device)
             where = f"epoch {epoch} step {step}"
-            values = train_step(model, batch, loss_fn, optimizer, scaler, use_amp, info, where)
+            values = train_step(
+                model, batch, loss_fn, optimizer, scaler, args.precision, info, where
+            )
             pos.global_step += 1
             if info.is_main:
                 record = {"epoch": epoch, "step": step, "global_step": pos.global_step, "lr": lr}

@@ -1,0 +1,236 @@
+"""The CUDA checks of ``bench/gpu_check.sh``: parity on the GPU, autocast, timings, EGL, DDP.
+
+Sections (``--sections``, all by default):
+
+* ``parity``: the authors' function at 2048² (recipe weights, embedded case ``case_syn``) on CUDA
+  at precision ``fp32`` (TF32 off) and ``tf32`` (PyTorch's default for cuDNN convolutions), each
+  against the authors' reference outputs (``utils.parity``) and against this machine's CPU
+  forward (max |difference|).
+* ``forward``: phase-2 forward time at 2048², batch 1 (best of ``--repeat`` after a warm-up, CUDA
+  synchronised) and peak ``max_memory_allocated``: fp32, tf32, bf16 and fp16, and fp32 / bf16
+  with the refinement net untiled (the CPU tiling is for caches, not a GPU).
+* ``egl``: pyrender through EGL (``PYOPENGL_PLATFORM=egl``) renders a sphere at 2048²; its
+  silhouette against the analytic disc of the pinhole camera, and seconds per view.
+* ``ddp``: with two or more GPUs, two processes (``torch.distributed.run``, NCCL) take one
+  phase-1 training step under DistributedDataParallel and must end with equal weights; skipped
+  with one GPU. Without CUDA it runs on gloo (the same code path; a check of this script).
+
+Usage:
+    python -m bench.gpu_check
+    python -m bench.gpu_check --sections parity forward --device cuda:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import build_model
+from models.losses import Loss2K2K
+from models.precision import autocast
+from utils.camera import CAMERA_Z, FOV_DEG
+from utils.parity import build_recipe_model, compare_case, load_input
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = ROOT / "tests" / "fixtures" / "case_syn"
+SECTIONS = ("parity", "forward", "egl", "ddp")
+COMPARED = ("pred_depth_front", "pred_depth_back", "pred_normal_front", "pred_down_depth_front")
+
+
+def _case_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    image = load_input(CASE / "input_rgb_2048.png").to(device)
+    theta = torch.from_numpy(np.load(CASE / "theta.npy"))[None].to(device)
+    return image, theta
+
+
+def _numpy_outputs(out: dict) -> dict[str, np.ndarray]:
+    return {k: v.float().contiguous().cpu().numpy() for k, v in out.items() if v is not None}
+
+
+def check_parity(device: torch.device) -> bool:
+    """CUDA at ``fp32`` and ``tf32`` (``models.precision``, PyTorch's global TF32 default left
+    on) vs the authors' references and vs the CPU forward; parity is claimed for fp32 only."""
+    image, theta = _case_inputs(torch.device("cpu"))
+    model = build_recipe_model()
+    with torch.no_grad():
+        cpu = _numpy_outputs(model(image, theta))
+    model.to(device)
+    ok = True
+    for precision in ("fp32", "tf32"):
+        with torch.no_grad(), autocast(device, precision):
+            gpu = _numpy_outputs(model(image.to(device), theta.to(device)))
+        reports = compare_case(gpu, CASE)
+        passed = sum(r.ok for r in reports)
+        diffs = ", ".join(f"{k} {np.abs(gpu[k] - cpu[k]).max():.1e}" for k in COMPARED)
+        print(f"parity CUDA {precision}: {passed}/{len(reports)} reference checks pass")
+        print(f"  max |CUDA - CPU|: {diffs}")
+        if precision == "fp32":
+            for r in reports:
+                if not r.ok:
+                    print(f"  {r}")
+            ok = passed == len(reports)
+    return ok
+
+
+def time_forward(device: torch.device, repeat: int) -> None:
+    """Phase-2 forward time and peak memory at 2048², per precision (see module docstring)."""
+    image, theta = _case_inputs(device)
+    model = build_recipe_model().to(device)
+    print(f"forward 2048², batch 1, {torch.cuda.get_device_name(device)} (best of {repeat})")
+    print(f"{'config':<16} {'s':>8} {'peak GB':>8}")
+    tile_pixels = model.refine.tile_pixels
+    for config, precision, tiles in (
+        ("fp32", "fp32", True),
+        ("tf32", "tf32", True),
+        ("bf16", "bf16", True),
+        ("fp16", "fp16", True),
+        ("fp32 untiled", "fp32", False),
+        ("bf16 untiled", "bf16", False),
+    ):
+        model.refine.tile_pixels = tile_pixels if tiles else 0
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for _ in range(repeat + 1):
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with torch.no_grad(), autocast(device, precision):
+                model(image, theta)
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated(device) / 1e9
+        print(f"{config:<16} {min(times[1:]):8.3f} {peak:8.2f}")
+    model.refine.tile_pixels = tile_pixels
+
+
+def check_egl(res: int = 2048) -> bool:
+    """Render a white sphere (radius 0.3 at the origin) through EGL; compare with the disc."""
+    import trimesh
+
+    from render.shading import ShadedRenderer
+
+    sphere = trimesh.creation.icosphere(subdivisions=6, radius=0.3)
+    sphere.visual.vertex_colors = np.full((len(sphere.vertices), 4), 255, np.uint8)
+    start = time.perf_counter()
+    renderer = ShadedRenderer(res, platform="egl")
+    created = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        color = renderer.render(sphere, np.eye(3), rng)
+        times.append(time.perf_counter() - start)
+    renderer.close()
+    focal = res / (2 * math.tan(math.radians(FOV_DEG / 2)))
+    radius_px = focal * math.tan(math.asin(0.3 / CAMERA_Z))
+    c = (np.arange(res) + 0.5) - res / 2
+    disc = (c[None, :] ** 2 + c[:, None] ** 2) <= radius_px**2
+    seen = color.max(axis=2) > 0
+    iou = float((seen & disc).sum() / max(1, (seen | disc).sum()))
+    print(
+        f"EGL ({os.environ.get('PYOPENGL_PLATFORM')}): context {created:.2f} s, "
+        f"{min(times[1:]):.3f} s / {res}² view, sphere silhouette IoU {iou:.4f} with the disc"
+    )
+    return iou > 0.99
+
+
+def ddp_step(res: int = 256) -> None:
+    """One phase-1 step under DDP in this process (launched by ``torch.distributed.run``)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from bench.bench_train import synthetic_batch
+
+    cuda = torch.cuda.is_available()
+    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    device = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    torch.manual_seed(0)
+    model = build_model(phase=1, res=res, width=0.25).to(device).train()
+    ddp = DistributedDataParallel(model, device_ids=[local] if cuda else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = synthetic_batch(res, 2, device)
+    batch["image"] = batch["image"] + 0.1 * rank  # different data per rank
+    start = time.perf_counter()
+    loss = Loss2K2K(1)(ddp(batch["image"], batch["theta"]), batch, model.geometry)["total"]
+    loss.backward()
+    optimizer.step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in model.parameters())])
+    sums = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
+    dist.all_gather(sums, checksum.double().to(device) if cuda else checksum.double())
+    if rank == 0:
+        values = [float(s) for s in sums]
+        same = all(v == values[0] for v in values)
+        print(
+            f"DDP {dist.get_backend()} x{dist.get_world_size()}: step {seconds:.2f} s, "
+            f"weights equal on every rank: {same} ({values[0]:.6f})"
+        )
+    dist.destroy_process_group()
+
+
+def check_ddp() -> bool:
+    """Two processes, NCCL, when two GPUs are there (gloo without CUDA)."""
+    if torch.cuda.is_available() and torch.cuda.device_count() < 2:
+        print(f"DDP: skipped ({torch.cuda.device_count()} GPU; NCCL needs two)")
+        return True
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "bench.gpu_check", "--ddp_child"]
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    print(done.stdout.strip())
+    return done.returncode == 0 and "weights equal on every rank: True" in done.stdout
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--repeat", type=int, default=3, help="timed forwards per configuration")
+    p.add_argument("--ddp_child", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.ddp_child:
+        ddp_step()
+        return 0
+    device = torch.device(args.device)
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    failed = []
+    for section in args.sections:
+        if section in ("parity", "forward") and not cuda:
+            print(f"{section}: skipped (no CUDA device {args.device})")
+            continue
+        start = time.perf_counter()
+        if section == "parity":
+            ok = check_parity(device)
+        elif section == "forward":
+            time_forward(device, args.repeat)
+            ok = True
+        elif section == "egl":
+            ok = check_egl()
+        else:
+            ok = check_ddp()
+        print(f"[{section}: {'ok' if ok else 'FAILED'}, {time.perf_counter() - start:.0f} s]")
+        if not ok:
+            failed.append(section)
+    print(f"gpu_check: {'all ok' if not failed else 'FAILED: ' + ', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_parser().parse_args()))
