@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.parity import build_recipe_model, compare_case, load_input
+from models.parity import build_recipe_model, compare_case, load_input
 from utils.visualize import depth_rgb8, grid, label, to_rgb8, write_png
 
 DEFAULT_CASE = os.path.join(

@@ -27,7 +27,7 @@ import logging
 
 from models.model_2k2k import CHECKPOINT_GROUPS
 from models.precision import PRECISIONS
-from utils.training import train
+from training.loop import train
 
 
 def get_parser() -> argparse.ArgumentParser:

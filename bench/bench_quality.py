@@ -50,8 +50,8 @@ from meshing.poisson import PoissonOptions, reconstruct
 from models.losses import get_normal
 from render.layout import view_files
 from render.make_demo_samples import view_input
+from training.metrics import angle_error_deg
 from utils.camera import DEPTH_F, DEPTH_UNIT, png_to_depth_units
-from utils.metrics import angle_error_deg
 
 MESH_KEYS = ("chamfer", "p2s", "s2p", "normal_consistency", "fscore", "normal_angle_deg")
 MAP_KEYS = (

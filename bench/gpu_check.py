@@ -4,7 +4,7 @@ Sections (``--sections``, all by default):
 
 * ``parity``: the authors' function at 2048² (recipe weights, embedded case ``case_syn``) on CUDA
   at precision ``fp32`` (TF32 off) and ``tf32`` (PyTorch's default for cuDNN convolutions), each
-  against the authors' reference outputs (``utils.parity``) and against this machine's CPU
+  against the authors' reference outputs (``models.parity``) and against this machine's CPU
   forward (max |difference|).
 * ``forward``: phase-2 forward time at 2048², batch 1 (best of ``--repeat`` after a warm-up, CUDA
   synchronised) and peak ``max_memory_allocated``: fp32, tf32, bf16 and fp16, and fp32 / bf16
@@ -35,9 +35,9 @@ import torch
 
 from models import build_model
 from models.losses import Loss2K2K
+from models.parity import build_recipe_model, compare_case, load_input
 from models.precision import autocast
 from utils.camera import CAMERA_Z, FOV_DEG
-from utils.parity import build_recipe_model, compare_case, load_input
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "tests" / "fixtures" / "case_syn"

@@ -1,6 +1,6 @@
 """Export the model weights of a training checkpoint: ``python -m models.export SRC DST``.
 
-A training checkpoint (``utils/training.py``) also holds the optimizer state (twice the weights),
+A training checkpoint (``training/loop.py``) also holds the optimizer state (twice the weights),
 random states and the gradient scaler. The export keeps what inference needs: the weights, the
 training arguments (``res``, ``width``, ``phase`` ...) as the same JSON string, and the position
 (epoch, global step). It loads with ``torch.load(weights_only=True)`` and with

@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import CASE_SYN
 
-from utils.parity import (
+from models.parity import (
     CaseReference,
     build_recipe_model,
     compare_key,

@@ -1107,19 +1107,6 @@ def test_unknown_dataset_name(tmp_path):
         assert "FOO" in str(info.value)
 
 
-def test_scan_modules_import_only_utils():
-    """The camera conventions and the scan layout / normalisation sit on the ground floor: they
-    load no module of this project outside ``utils``."""
-    code = (
-        "import sys, utils.camera, utils.scans; "
-        "ours = ('bench', 'datasets', 'evaluation', 'inference', 'meshing', 'models', 'render'); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
-
-
 def test_missing_dataset_folder(tmp_path):
     with pytest.raises(RenderInputError, match="dataset folder not found"):
         list_items(tmp_path, "ANNY")

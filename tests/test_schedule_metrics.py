@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.losses import coarse_sample, get_normal
-from utils.metrics import angle_error_deg, prediction_metrics
-from utils.schedule import cosine_warm_restarts
+from training.metrics import angle_error_deg, prediction_metrics
+from training.schedule import cosine_warm_restarts
 
 # (fractional epoch, lr) from facts sheet §5.2, computed with the authors' scheduler (base 1e-4).
 AUTHORS_TABLE = [

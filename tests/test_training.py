@@ -20,11 +20,11 @@ from models import build_model
 from models.export import export_weights
 from models.losses import Loss2K2K, coarse_sample, get_normal, part_normal_targets
 from models.parts import PART_NETS
-from utils import plot_log
-from utils.metrics import angle_error_deg
-from utils.plot_log import run_curves
-from utils.training import NonFiniteLossError
-from utils.training import train as train_loop
+from training import plot_log
+from training.loop import NonFiniteLossError
+from training.loop import train as train_loop
+from training.metrics import angle_error_deg
+from training.plot_log import run_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 256

@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 import torch
 
-from models import build_model
-from models.recipe import recipe_state_dict
 from utils.keypoints import load_openpose_json, pad_and_scale_keypoints, part_matrices
+
+from . import build_model
+from .recipe import recipe_state_dict
 
 # README §8 tolerances.
 SAMPLE_ATOL = 1e-4

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m utils.plot_log --run outputs/train/p1 --out outputs/train/p1/curves.png
-    python -m utils.plot_log --run outputs/train/p1 outputs/train/p2 --out curves.png  # stacked
+    python -m training.plot_log --run outputs/train/p1 --out outputs/train/p1/curves.png
+    python -m training.plot_log --run outputs/train/p1 outputs/train/p2 --out curves.png  # stacked
 """
 
 from __future__ import annotations

@@ -30,7 +30,10 @@ from models.checkpoint import load_checkpoint
 from models.losses import Loss2K2K, LossConfig, coarse_sample, get_normal
 from models.model_2k2k import Model2K2K
 from models.precision import autocast
-from utils.distributed import (
+from utils.fileio import atomic_write_bytes, write_text
+from utils.visualize import depth_rgb8, grid, label, normal_rgb8, to_rgb8
+
+from .distributed import (
     DistInfo,
     barrier,
     cleanup,
@@ -39,10 +42,8 @@ from utils.distributed import (
     reduce_mean,
     reduce_sum,
 )
-from utils.fileio import atomic_write_bytes, write_text
-from utils.metrics import prediction_metrics
-from utils.schedule import cosine_warm_restarts
-from utils.visualize import depth_rgb8, grid, label, normal_rgb8, to_rgb8
+from .metrics import prediction_metrics
+from .schedule import cosine_warm_restarts
 
 log = logging.getLogger(__name__)
 
