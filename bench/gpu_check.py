@@ -199,7 +199,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--device", default="cuda")
-    p.add_argument("--repeat", type=int, default=3, help="timed forwards per configuration")
+    p.add_argument("--repeat", type=int, default=10, help="timed forwards per configuration")
     p.add_argument("--ddp_child", action="store_true", help=argparse.SUPPRESS)
     return p
 
