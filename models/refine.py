@@ -18,6 +18,18 @@ from .blocks import Conv1x1Relu, ConvBlock, SingleConv, UpConv, scale_channels
 _HALO = 4  # >= 3 stacked 3x3 convolutions per stage; even, so tile edges map onto the half-res grid
 
 
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    last = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if last else torch.contiguous_format
+
+
+def _dense(view: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """A tile ``view`` of ``whole`` made dense in ``whole``'s layout: nearest upsampling of a
+    strided channels_last view returns NCHW, which the next channels_last convolution would copy
+    back at four times the size."""
+    return view.contiguous(memory_format=_layout(whole))
+
+
 class RefineNet(nn.Module):
     """Coarse depth [B, 2, r, r] + merged normals [B, 6, 8r, 8r] -> raw head output [B, 3, 8r, 8r].
 
@@ -73,11 +85,16 @@ class RefineNet(nn.Module):
                 left, right = max(0, c0 - _HALO), min(W, c1 + _HALO)
                 tile = self._stage(
                     i,
-                    prev[:, :, lo // 2 : hi // 2, left // 2 : right // 2],
+                    _dense(prev[:, :, lo // 2 : hi // 2, left // 2 : right // 2], prev),
                     normal[:, :, lo:hi, left:right],
                 )  # [B, C, hi-lo, right-left]
-                if out is None:
-                    out = tile.new_empty(B, tile.shape[1], H, W)
+                if out is None:  # in the tiles' layout (channels_last in eval by default)
+                    out = torch.empty(
+                        (B, tile.shape[1], H, W),
+                        dtype=tile.dtype,
+                        device=tile.device,
+                        memory_format=_layout(tile),
+                    )
                 out[:, :, r0:r1, c0:c1] = tile[:, :, r0 - lo : r1 - lo, c0 - left : c1 - left]
         return out
 
