@@ -86,7 +86,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=tuple(PRECISIONS),
         default="fp32",
-        help="fp32 (authors' numbers), or bf16/fp16 autocast: faster, errors in the README",
+        help="fp32 (authors' numbers; strict float32 on CUDA), tf32 (CUDA TF32), or bf16/fp16 "
+        "autocast: faster, errors in the README",
     )
     model.add_argument(
         "--depth_mask",

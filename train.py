@@ -127,7 +127,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=tuple(PRECISIONS),
         default="fp32",
-        help="fp32 (authors'), or bf16 / fp16 autocast (fp16 with a gradient scaler); README",
+        help="fp32 (authors'; strict float32 on CUDA), tf32 (CUDA TF32), or bf16 / fp16 autocast "
+        "(fp16 with a gradient scaler); README",
     )
     p.add_argument(
         "--checkpointing",
