@@ -14,8 +14,8 @@ measurement serves both. Without ``--data_path`` it renders 2 synthetic humans x
 backgrounds (the authors' list keeps indoor images of >= 1024 px).
 
 The node requirement is ``gpus x batch / gpu_step_s``; the default step time is the fastest
-2048², batch-2 training step ``bench/gpu_check.sh`` measured on an H200 (0.18 s: phase 1 in bf16
-or tf32; strict fp32 takes 0.27 s, phase 2 0.35-0.49 s), so the default is the demanding case.
+2048², batch-2 training step ``bench/gpu_check.sh`` measured on an H200 (0.18 s: phase 1 in bf16;
+tf32 0.19 s, strict fp32 0.27 s, phase 2 0.35-0.49 s), so the default is the demanding case.
 
 Usage:
     python -m bench.bench_data                      # 2048, renders its own data

@@ -30,7 +30,9 @@ from bench.common import fixture_theta, peak_rss_gb
 from models import build_model
 from models.losses import Loss2K2K
 from models.model_2k2k import CHECKPOINT_GROUPS
-from models.precision import PRECISIONS, autocast
+from models.precision import PRECISIONS, tf32_mode
+from training.distributed import DistInfo
+from training.loop import train_step
 
 
 def config_names(precisions: list[str]) -> list[str]:
@@ -45,7 +47,7 @@ def parse_config(config: str) -> tuple[int, str, bool]:
     """``"p2-bf16-ckpt"`` -> (2, "bf16", True)."""
     phase, precision, *rest = config.split("-")
     if phase not in ("p1", "p2") or precision not in PRECISIONS or rest not in ([], ["ckpt"]):
-        raise ValueError(f"bad configuration {config!r}: p<1|2>-<fp32|bf16|fp16>[-ckpt]")
+        raise ValueError(f"bad configuration {config!r}: p<1|2>-<{'|'.join(PRECISIONS)}>[-ckpt]")
     return int(phase[1]), precision, bool(rest)
 
 
@@ -69,39 +71,34 @@ def synthetic_batch(res: int, batch: int, device: torch.device) -> dict[str, tor
 
 
 def measure(config: str, args: argparse.Namespace) -> dict:
-    """Time ``args.steps`` training steps of one configuration (this process only)."""
+    """Time ``args.steps`` training steps of one configuration (this process only): the model as
+    ``train.py`` sets it up and its :func:`training.loop.train_step`."""
     phase, precision, ckpt = parse_config(config)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    info = DistInfo(rank=0, local_rank=0, world_size=1, device=device)
     torch.manual_seed(0)  # the same initial weights in every configuration
-    model = build_model(phase=phase, res=args.res, width=args.width).to(device).train()
+    model = build_model(phase=phase, res=args.res, width=args.width)
     model.set_checkpointing(list(CHECKPOINT_GROUPS) if ckpt else [])
-    if phase == 2:  # only the refinement net trains (as in train.py)
-        for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith("refine."))
+    model.freeze_for_phase()
+    model.to(device).train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     loss_fn = Loss2K2K(phase)
-    batch = synthetic_batch(args.res, args.batch, device)
+    batch = {**synthetic_batch(args.res, args.batch, device), "path": ["synthetic"] * args.batch}
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     times = []
-    for i in range(args.warmup + args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with autocast(device, precision):
-            outputs = model(batch["image"], batch["theta"])
-        outputs = {k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}
-        loss = loss_fn(outputs, batch, model.geometry)["total"]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
+    with tf32_mode(precision):
+        for i in range(args.warmup + args.steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            values = train_step(model, batch, loss_fn, optimizer, scaler, precision, info, config)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else peak_rss_gb()
-    return {"config": config, "seconds": min(times), "peak_gb": peak, "loss": float(loss.detach())}
+    return {"config": config, "seconds": min(times), "peak_gb": peak, "loss": values["total"]}
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -140,7 +137,7 @@ def main(args: argparse.Namespace) -> None:
         for key in ("res", "width", "batch", "steps", "warmup", "threads", "device"):
             cmd += [f"--{key}", str(getattr(args, key))]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr: tracebacks
-        if done.returncode != 0:  # e.g. out of memory: report it and go on
+        if done.returncode != 0:  # e.g. out of memory: report it, go on, exit 1 at the end
             rows.append({"config": config, "failed": f"exit status {done.returncode}"})
             continue
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -160,6 +157,8 @@ def main(args: argparse.Namespace) -> None:
         print(
             f"{r['config']:14s} {r['seconds']:9.2f} {r['peak_gb']:10.2f} {ratio} {r['loss']:9.4f}"
         )
+    if any("failed" in r for r in rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

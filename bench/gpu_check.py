@@ -12,8 +12,9 @@ Sections (``--sections``, all by default):
 * ``egl``: pyrender through EGL (``PYOPENGL_PLATFORM=egl``) renders a sphere at 2048²; its
   silhouette against the analytic disc of the pinhole camera, and seconds per view.
 * ``ddp``: with two or more GPUs, two processes (``torch.distributed.run``, NCCL) take one
-  phase-1 training step under DistributedDataParallel and must end with equal weights; skipped
-  with one GPU. Without CUDA it runs on gloo (the same code path; a check of this script).
+  phase-1 training step (``training.loop.train_step``, activation checkpointing on) under
+  DistributedDataParallel on different data and must end with equal weights and BatchNorm
+  statistics; skipped with one GPU. Without CUDA it runs on gloo (the same code path).
 
 Usage:
     python -m bench.gpu_check
@@ -56,8 +57,8 @@ def _numpy_outputs(out: dict) -> dict[str, np.ndarray]:
 
 
 def check_parity(device: torch.device) -> bool:
-    """CUDA at ``fp32`` and ``tf32`` (``models.precision``, PyTorch's global TF32 default left
-    on) vs the authors' references and vs the CPU forward; parity is claimed for fp32 only."""
+    """CUDA at ``fp32`` and ``tf32`` (``models.precision.autocast`` sets the TF32 switches) vs
+    the authors' references and vs the CPU forward; parity is claimed for fp32 only."""
     image, theta = _case_inputs(torch.device("cpu"))
     model = build_recipe_model()
     with torch.no_grad():
@@ -143,40 +144,43 @@ def check_egl(res: int = 2048) -> bool:
 
 
 def ddp_step(res: int = 256) -> None:
-    """One phase-1 step under DDP in this process (launched by ``torch.distributed.run``)."""
+    """One phase-1 training step (:func:`training.loop.train_step`, every network checkpointed)
+    under DDP in this process, launched by ``torch.distributed.run``; rank 0 prints whether the
+    weights and BatchNorm statistics are equal on every rank."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from bench.bench_train import synthetic_batch
+    from models.model_2k2k import CHECKPOINT_GROUPS
+    from training.distributed import init_distributed
+    from training.loop import train_step
 
-    cuda = torch.cuda.is_available()
-    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    device = torch.device(f"cuda:{local}" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if cuda else "gloo")
+    info = init_distributed("auto")
     torch.manual_seed(0)
-    model = build_model(phase=1, res=res, width=0.25).to(device).train()
-    ddp = DistributedDataParallel(model, device_ids=[local] if cuda else None)
+    model = build_model(phase=1, res=res, width=0.25)
+    model.set_checkpointing(list(CHECKPOINT_GROUPS))
+    model.to(info.device).train()
+    cuda = info.device.type == "cuda"
+    ddp = DistributedDataParallel(model, device_ids=[info.local_rank] if cuda else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = synthetic_batch(res, 2, device)
-    batch["image"] = batch["image"] + 0.1 * rank  # different data per rank
+    scaler = torch.amp.GradScaler(info.device.type, enabled=False)
+    batch = {**synthetic_batch(res, 2, info.device), "path": ["synthetic"] * 2}
+    batch["image"] = batch["image"] + 0.1 * info.rank  # different data per rank
     start = time.perf_counter()
-    loss = Loss2K2K(1)(ddp(batch["image"], batch["theta"]), batch, model.geometry)["total"]
-    loss.backward()
-    optimizer.step()
+    train_step(ddp, batch, Loss2K2K(1), optimizer, scaler, "fp32", info, "gpu_check ddp")
     if cuda:
-        torch.cuda.synchronize(device)
+        torch.cuda.synchronize(info.device)
     seconds = time.perf_counter() - start
-    checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in model.parameters())])
-    sums = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
-    dist.all_gather(sums, checksum.double().to(device) if cuda else checksum.double())
-    if rank == 0:
-        values = [float(s) for s in sums]
+    state = [*model.parameters(), *model.buffers()]
+    checksum = torch.stack([t.detach().double().sum() for t in state]).sum().reshape(1)
+    sums = [torch.zeros_like(checksum) for _ in range(info.world_size)]
+    dist.all_gather(sums, checksum)
+    if info.is_main:
+        values = [float(v) for v in sums]
         same = all(v == values[0] for v in values)
         print(
-            f"DDP {dist.get_backend()} x{dist.get_world_size()}: step {seconds:.2f} s, "
-            f"weights equal on every rank: {same} ({values[0]:.6f})"
+            f"DDP {dist.get_backend()} x{info.world_size}: step {seconds:.2f} s (checkpointed), "
+            f"weights and BN statistics equal on every rank: {same} ({values[0]:.6f})"
         )
     dist.destroy_process_group()
 
@@ -190,7 +194,7 @@ def check_ddp() -> bool:
     cmd += ["-m", "bench.gpu_check", "--ddp_child"]
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     print(done.stdout.strip())
-    return done.returncode == 0 and "weights equal on every rank: True" in done.stdout
+    return done.returncode == 0 and "equal on every rank: True" in done.stdout
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -205,6 +209,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run the sections; returns the exit status (1 if a check failed) for the shell script."""
     if args.ddp_child:
         ddp_step()
         return 0

@@ -129,7 +129,7 @@ def load_background(path: str | os.PathLike) -> np.ndarray | None:
 def composite(image: np.ndarray, mask: np.ndarray, background: np.ndarray | None) -> np.ndarray:
     """Replace the pixels outside ``mask`` by ``background`` ([H, W, 3]; None = black)."""
     out = np.zeros_like(image) if background is None else background.copy()
-    cv2.copyTo(image, mask.astype(np.uint8), out)  # ~4x faster than boolean indexing
+    out = cv2.copyTo(image, mask.astype(np.uint8), out)  # ~4x faster than boolean indexing
     return out
 
 

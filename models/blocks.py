@@ -3,11 +3,11 @@
 Module and attribute names (``conv``, ``up``, ``W_g``, ``W_x``, ``psi``) and the index layout of
 every ``nn.Sequential`` reproduce the authors' state-dict keys, so their checkpoints load strictly.
 
-Activation checkpointing: a block whose ``checkpoint`` attribute is True keeps, in training with
-gradients on, only the inputs of each unit ([conv, BN, ReLU], the up-sampling unit, the attention
-gate) and recomputes the unit in the backward pass. The recomputation uses the same batch
-statistics and updates copies of BatchNorm's running statistics, so outputs, gradients and running
-statistics equal those without checkpointing.
+Activation checkpointing: a block whose ``grad_checkpointing`` attribute is True keeps, in
+training with gradients on, only the inputs of each unit ([conv, BN, ReLU], the up-sampling unit,
+the attention gate) and recomputes the unit in the backward pass. The recomputation uses the same
+batch statistics and updates copies of BatchNorm's running statistics, so outputs, gradients and
+running statistics equal those without checkpointing.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def checkpointed(
         fn,
         *inputs,
         use_reentrant=False,
+        preserve_rng_state=False,  # the units draw no random numbers
         context_fn=lambda: (contextlib.nullcontext(), _running_statistics_kept(owner)),
     )
 
@@ -84,10 +85,12 @@ class Checkpointable(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.checkpoint = False
+        self.grad_checkpointing = False
 
     def checkpointing(self) -> bool:
-        return self.checkpoint and self.training and torch.is_grad_enabled()
+        """Whether this call recomputes in the backward pass: switched on, training, and
+        gradients being recorded."""
+        return self.grad_checkpointing and self.training and torch.is_grad_enabled()
 
 
 def _conv_bn_relu_layers(ch_in: int, ch_out: int) -> list[nn.Module]:

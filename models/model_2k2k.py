@@ -133,6 +133,12 @@ class Model2K2K(nn.Module):
                 head.weight.zero_()
                 head.bias.fill_(NORMAL_HEAD_START)
 
+    def freeze_for_phase(self) -> None:
+        """Phase 2 trains only the refinement net (facts §1.3): every other parameter stops
+        requiring gradients. Phase 1 trains everything."""
+        for name, p in self.named_parameters():
+            p.requires_grad_(self.phase == 1 or name.startswith("refine."))
+
     def set_checkpointing(self, groups: Sequence[str]) -> None:
         """Recompute the activations of these :data:`CHECKPOINT_GROUPS` in the backward pass
         (``models.blocks``: less memory, about one more forward of time; same outputs, gradients
@@ -150,7 +156,7 @@ class Model2K2K(nn.Module):
                 net = getattr(self, name, None)  # phase 1 has no refine
                 for m in net.modules() if net is not None else ():
                     if isinstance(m, Checkpointable):
-                        m.checkpoint = group in groups
+                        m.grad_checkpointing = group in groups
 
     def part_net(self, name: str) -> AUNet:
         return getattr(self, f"img2normal_{name}")

@@ -18,7 +18,7 @@ from torch import nn
 from models import build_model
 from models.model_2k2k import Model2K2K
 from models.parts import PART_NETS
-from models.precision import autocast
+from models.precision import autocast, tf32_mode
 from models.recipe import RECIPE_OVERRIDES, recipe_state_dict
 from utils.keypoints import part_matrices
 
@@ -570,7 +570,7 @@ def test_checkpointing_keeps_gradients_and_statistics(phase):
 def test_fp32_precision_turns_cuda_tf32_off():
     """``fp32`` on CUDA runs without TF32 (PyTorch's cuDNN default moves parity outputs by up to
     1 D, bench/gpu_check.py), ``tf32`` with it; the global flags come back afterwards. The flags
-    are plain settings, so this runs without a GPU."""
+    are plain settings read by CUDA kernels only, so this runs without a GPU."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     saved = cudnn.allow_tf32, matmul.allow_tf32
     try:
@@ -580,8 +580,8 @@ def test_fp32_precision_turns_cuda_tf32_off():
         with autocast("cuda:0", "tf32"):
             assert cudnn.allow_tf32 and matmul.allow_tf32
         assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, False)
-        with autocast("cpu", "fp32"):
-            assert cudnn.allow_tf32  # CPU: nothing changes
+        with tf32_mode("bf16"):  # the switches are global; TF32 only by name
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
         with pytest.raises(ValueError, match="precision must be one of"):
             autocast("cpu", "fp8")
     finally:

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import models.blocks
 import train
 from datasets import ReconDataset
 from models import build_model
@@ -174,6 +176,44 @@ def test_origin_depth_head_init_starts_every_depth_at_d2():
     assert (out["pred_down_depth_front"] == 2.0).any()
     for key in ("pred_depth_front", "pred_depth_back"):  # the refinement head itself
         assert torch.all(out[key] == 2.0), key
+
+
+def test_checkpointing_and_precision_options(synthetic_training_set, tmp_path, monkeypatch):
+    """``--checkpointing`` recomputes (every checkpointed unit runs twice) and changes no loss;
+    ``--precision fp32`` keeps CUDA's TF32 switches off through the backward recomputation
+    and restores them after; bf16 trains with finite losses, and a run resumes at another
+    precision (fp16: a fresh gradient scaler)."""
+    plain, ckpt, low = tmp_path / "plain", tmp_path / "ckpt", tmp_path / "bf16"
+    p1 = ("--phase", "1", "--max_steps", "2")
+    train_loop(train_args(synthetic_training_set, plain, *p1))
+    seen: list[bool] = []
+    units: list[int] = []
+    checkpointed = models.blocks.checkpointed
+
+    def watched(fn, owner, *inputs):
+        units.append(1)
+
+        def run(*args):
+            seen.append(torch.backends.cudnn.allow_tf32)
+            return fn(*args)
+
+        return checkpointed(run, owner, *inputs)
+
+    monkeypatch.setattr(models.blocks, "checkpointed", watched)
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    train_loop(train_args(synthetic_training_set, ckpt, *p1, "--checkpointing", "parts", "coarse"))
+    assert torch.backends.cudnn.allow_tf32  # restored after the run
+    assert len(seen) == 2 * len(units) > 0  # each unit ran again in the backward pass
+    assert not any(seen)  # forward and recomputation in strict fp32
+    np.testing.assert_allclose(losses(ckpt), losses(plain), rtol=1e-6)
+    monkeypatch.undo()
+    args = ("--checkpointing", "parts", "coarse", "refine", "--precision", "bf16")
+    train_loop(train_args(synthetic_training_set, low, *p1, *args))
+    assert len(losses(low)) == 2 and np.isfinite(losses(low)).all()
+    assert losses(low) != losses(plain)  # autocast did run
+    more = ("--phase", "1", "--max_steps", "3", "--resume", "auto", "--precision", "fp16")
+    train_loop(train_args(synthetic_training_set, low, *more))
+    assert len(losses(low)) == 3 and np.isfinite(losses(low)).all()
 
 
 def test_resume_with_other_settings_is_refused(synthetic_training_set, tmp_path):

@@ -29,7 +29,7 @@ from models import build_model
 from models.checkpoint import load_checkpoint
 from models.losses import Loss2K2K, LossConfig, coarse_sample, get_normal
 from models.model_2k2k import Model2K2K
-from models.precision import autocast
+from models.precision import autocast, tf32_mode
 from utils.fileio import atomic_write_bytes, write_text
 from utils.visualize import depth_rgb8, grid, label, normal_rgb8, to_rgb8
 
@@ -209,9 +209,7 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
     elif args.phase == 2:
         log.warning("phase 2 without --init_from: the frozen networks are untrained")
     model.set_checkpointing(args.checkpointing)
-    if args.phase == 2:  # only the refinement net trains (facts §1.3); DDP needs this too
-        for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith("refine."))
+    model.freeze_for_phase()  # DDP needs the frozen parameters marked
     return model.to(info.device)
 
 
@@ -333,7 +331,8 @@ def resume_position(
     check_resume_args(json.loads(state["args"]), args, state["world_size"], info, resume)
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
+    if state["scaler"] and scaler.is_enabled():  # fp16 both then and now; else a fresh scaler
+        scaler.load_state_dict(state["scaler"])
     pos = Position(state["epoch"], state["step_in_epoch"], state["global_step"], state["best"])
     set_rng_states(state["rng"])
     log.info("resumed from %s at epoch %d step %d", resume, pos.epoch, pos.step)
@@ -402,7 +401,16 @@ def log_values(writer: object | None, prefix: str, values: dict[str, float], ste
 
 
 def train(args: argparse.Namespace) -> dict[str, float]:
-    """Run training as configured by ``train.py``'s arguments; returns the last validation."""
+    """Run training as configured by ``train.py``'s arguments; returns the last validation.
+
+    TF32 is allowed for the whole run (forward, backward, checkpoint recomputation, validation)
+    only with ``--precision tf32`` (:func:`models.precision.tf32_mode`).
+    """
+    with tf32_mode(args.precision):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> dict[str, float]:
     info = init_distributed(args.device)
     out_dir = Path(args.out_dir)
     if info.is_main:
