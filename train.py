@@ -16,6 +16,10 @@ Examples (from the repository root)::
     # continue a stopped run exactly where it stopped
     python train.py ... --out_dir outputs/train/p1 --resume auto
 
+    # 2048², batch 2 on a 16 GB GPU (README: peak memory per option)
+    python train.py --phase 1 ... --checkpointing parts coarse refine
+    python train.py --phase 2 ... --precision bf16 --checkpointing refine
+
 Defaults follow the paper and the authors' answers: Adam at 1e-4, their cosine warm-restart
 schedule, 30 epochs, batch size 2 per process, the authors' losses and weights.
 """
