@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from models.parity import build_recipe_model, compare_case, load_input
+from models.parity import build_recipe_model, case_inputs, compare_case
 from utils.visualize import depth_rgb8, grid, label, to_rgb8, write_png
 
 DEFAULT_CASE = os.path.join(
@@ -31,8 +30,7 @@ DEFAULT_CASE = os.path.join(
 def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     case = Path(args.case)
-    image = load_input(case / "input_rgb_2048.png")
-    theta = torch.from_numpy(np.load(case / "theta.npy"))[None]
+    image, theta = case_inputs(case)
     model = build_recipe_model()
     start = time.perf_counter()
     with torch.no_grad():

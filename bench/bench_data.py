@@ -39,18 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets import ReconDataset, collate_skip_none, find_backgrounds
-from datasets.augment import (
-    apply_jitter,
-    background_crop,
-    composite,
-    draw_background,
-    draw_jitter,
-    load_background,
-    soften_boundary,
-)
-from datasets.recon import read_image, read_theta
 from render.training_set import build_synthetic_training_set
-from utils.camera import png_to_depth_units
 
 BENCH_YAWS = (0, 30)
 BACKGROUND_SIZE = (1280, 1024)  # (width, height)
@@ -159,58 +148,14 @@ class StageTimer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def staged_sample(ds: ReconDataset, index: int, timer: StageTimer) -> dict[str, torch.Tensor]:
-    """``ds[index]`` computed stage by stage with the dataset's own functions, each timed.
-    :func:`stage_breakdown` checks that it equals ``ds[index]`` bit for bit (the real stages)."""
-    files, res = ds.files[index], ds.res
-    with timer("decode SHADED PNG (8-bit RGB)"):
-        shaded = read_image(files.shaded, cv2.IMREAD_COLOR, np.uint8, 3, res)
-    with timer("decode 2 depth PNGs (16-bit)"):
-        front = read_image(files.depth_front, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
-        back = read_image(files.depth_back, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
-    with timer("keypoints -> part matrices"):
-        theta = read_theta(files.keypoint, res)
-    with timer("depth -> D units, mask, checks"):
-        depth_front, depth_back = png_to_depth_units(front), png_to_depth_units(back)
-        assert all(np.isfinite(a).all() for a in (theta, depth_front, depth_back))
-        mask = front > 0
-    with timer("image -> float RGB"):
-        image = cv2.cvtColor(shaded, cv2.COLOR_BGR2RGB).astype(np.float32)
-        image /= 255.0
-    background = None
-    if ds.train:
-        rng = np.random.default_rng((ds.seed, ds.epoch, index))
-        with timer("colour jitter"):
-            image = apply_jitter(image, draw_jitter(rng, ds.jitter))
-        with timer("background: decode, scale, crop"):
-            path = draw_background(ds.backgrounds, ds.background_prob, rng)
-            if path is not None:
-                background = background_crop(load_background(path), res, rng)
-    with timer("composite"):
-        image = composite(image, mask, background)
-    with timer("soften boundary"):
-        image = soften_boundary(image, mask)
-    with timer("to tensors"):
-        chw = np.multiply(image.transpose(2, 0, 1), 2.0, out=np.empty((3, res, res), np.float32))
-        chw -= 1.0
-        out = {
-            "image": torch.from_numpy(chw),
-            "depth_front": torch.from_numpy(depth_front[None]),
-            "depth_back": torch.from_numpy(depth_back[None]),
-            "mask": torch.from_numpy(mask[None].astype(np.float32)),
-            "theta": torch.from_numpy(theta),
-        }
-    return out
-
-
 def stage_breakdown(ds: ReconDataset, samples: int) -> tuple[dict[str, float], bool]:
-    """Mean seconds per sample of each stage over ``samples`` samples (after one untimed), and
-    whether every staged sample equals the dataset's bit for bit."""
-    staged_sample(ds, 0, StageTimer())
+    """Mean seconds per sample of each stage of :meth:`ReconDataset.load` over ``samples``
+    samples (after one untimed), and whether every timed sample equals ``ds[i]`` bit for bit."""
+    ds.load(0, StageTimer())
     timer, equal = StageTimer(), True
     for i in order(samples, len(ds)):
-        staged, direct = staged_sample(ds, i, timer), ds[i]
-        equal &= all(torch.equal(v, direct[k]) for k, v in staged.items())
+        timed, direct = ds.load(i, timer), ds[i]
+        equal &= all(torch.equal(v, direct[k]) for k, v in timed.items() if torch.is_tensor(v))
     return {k: v / samples for k, v in timer.seconds.items()}, equal
 
 
@@ -269,7 +214,7 @@ def main(args: argparse.Namespace) -> None:
     stages, equal = stage_breakdown(train, args.stage_samples)
     total = sum(stages.values())
     print(
-        f"\nStages of one training sample (mean of {args.stage_samples}; staged sample equals "
+        f"\nStages of one training sample (mean of {args.stage_samples}; timed sample equals "
         f"ds[i] bit for bit: {'yes' if equal else 'NO'}):\n"
     )
     print_table(

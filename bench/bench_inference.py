@@ -48,6 +48,7 @@ from models import build_model
 from models.blocks import ConvBlock, SingleConv, UpConv
 from models.model_2k2k import COARSE_FACTOR, FRONT_BACKGROUND, Model2K2K
 from models.parts import PART_NETS
+from models.precision import autocast
 from models.recipe import recipe_state_dict
 from models.refine import RefineNet
 from utils.keypoints import invert_affine
@@ -176,7 +177,7 @@ def _forward_of(config: str, res: int) -> Callable[[torch.Tensor, torch.Tensor],
     if config == "bf16":
 
         def bf16_forward(image: torch.Tensor, theta: torch.Tensor) -> dict:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast("cpu", "bf16"):
                 return model(image, theta)
 
         return bf16_forward

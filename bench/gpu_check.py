@@ -36,7 +36,7 @@ import torch
 
 from models import build_model
 from models.losses import Loss2K2K
-from models.parity import build_recipe_model, compare_case, load_input
+from models.parity import build_recipe_model, case_inputs, compare_case, run_case
 from models.precision import autocast
 from utils.camera import CAMERA_Z, FOV_DEG
 
@@ -46,28 +46,16 @@ SECTIONS = ("parity", "forward", "egl", "ddp")
 COMPARED = ("pred_depth_front", "pred_depth_back", "pred_normal_front", "pred_down_depth_front")
 
 
-def _case_inputs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    image = load_input(CASE / "input_rgb_2048.png").to(device)
-    theta = torch.from_numpy(np.load(CASE / "theta.npy"))[None].to(device)
-    return image, theta
-
-
-def _numpy_outputs(out: dict) -> dict[str, np.ndarray]:
-    return {k: v.float().contiguous().cpu().numpy() for k, v in out.items() if v is not None}
-
-
 def check_parity(device: torch.device) -> bool:
     """CUDA at ``fp32`` and ``tf32`` (``models.precision.autocast`` sets the TF32 switches) vs
     the authors' references and vs the CPU forward; parity is claimed for fp32 only."""
-    image, theta = _case_inputs(torch.device("cpu"))
     model = build_recipe_model()
-    with torch.no_grad():
-        cpu = _numpy_outputs(model(image, theta))
+    cpu = run_case(model, CASE)
     model.to(device)
     ok = True
     for precision in ("fp32", "tf32"):
-        with torch.no_grad(), autocast(device, precision):
-            gpu = _numpy_outputs(model(image.to(device), theta.to(device)))
+        with autocast(device, precision):
+            gpu = run_case(model, CASE)
         reports = compare_case(gpu, CASE)
         passed = sum(r.ok for r in reports)
         diffs = ", ".join(f"{k} {np.abs(gpu[k] - cpu[k]).max():.1e}" for k in COMPARED)
@@ -83,7 +71,7 @@ def check_parity(device: torch.device) -> bool:
 
 def time_forward(device: torch.device, repeat: int) -> None:
     """Phase-2 forward time and peak memory at 2048², per precision (see module docstring)."""
-    image, theta = _case_inputs(device)
+    image, theta = (t.to(device) for t in case_inputs(CASE))
     model = build_recipe_model().to(device)
     print(f"forward 2048², batch 1, {torch.cuda.get_device_name(device)} (best of {repeat})")
     print(f"{'config':<16} {'s':>8} {'peak GB':>8}")

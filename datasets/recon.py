@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,11 @@ from utils.keypoints import KeypointError, part_matrices, read_keypoints_npy
 log = logging.getLogger(__name__)
 
 BAD_SAMPLE_POLICIES = ("raise", "skip")
+
+
+def _untimed(name: str) -> AbstractContextManager:
+    """The default ``stage`` of :meth:`ReconDataset.load`: nothing around each step."""
+    return nullcontext()
 
 
 class DatasetError(ValueError):
@@ -202,44 +208,60 @@ class ReconDataset(Dataset):
             image NC); ``"index"``; ``"path"`` (the SHADED file).
         """
         try:
-            return self._load(index)
+            return self.load(index)
         except DatasetError as e:
             if self.bad_samples == "raise":
                 raise
             log.warning("skipping sample %d: %s", index, e)
             return None
 
-    def _load(self, index: int) -> dict[str, torch.Tensor | int | str]:
+    def load(
+        self, index: int, stage: Callable[[str], AbstractContextManager] = _untimed
+    ) -> dict[str, torch.Tensor | int | str]:
+        """Sample ``index`` (see :meth:`__getitem__`), raising :class:`DatasetError` for a bad
+        one. ``stage(name)`` wraps each step (``bench.bench_data`` passes a timer)."""
         files = self.files[index]
         res = self.res
-        shaded = read_image(files.shaded, cv2.IMREAD_COLOR, np.uint8, 3, res)
-        front = read_image(files.depth_front, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
-        back = read_image(files.depth_back, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
-        theta = read_theta(files.keypoint, res)
-        depth_front, depth_back = png_to_depth_units(front), png_to_depth_units(back)
-        if not all(np.isfinite(a).all() for a in (theta, depth_front, depth_back)):
-            raise DatasetError(f"{files.depth_front}: non-finite theta or depth")
-        mask = front > 0
-        image = cv2.cvtColor(shaded, cv2.COLOR_BGR2RGB).astype(np.float32)
-        image /= 255.0  # [res, res, 3] RGB in [0, 1]
+        with stage("decode SHADED PNG (8-bit RGB)"):
+            shaded = read_image(files.shaded, cv2.IMREAD_COLOR, np.uint8, 3, res)
+        with stage("decode 2 depth PNGs (16-bit)"):
+            front = read_image(files.depth_front, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+            back = read_image(files.depth_back, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+        with stage("keypoints -> part matrices"):
+            theta = read_theta(files.keypoint, res)
+        with stage("depth -> D units, mask, checks"):
+            depth_front, depth_back = png_to_depth_units(front), png_to_depth_units(back)
+            if not all(np.isfinite(a).all() for a in (theta, depth_front, depth_back)):
+                raise DatasetError(f"{files.depth_front}: non-finite theta or depth")
+            mask = front > 0
+        with stage("image -> float RGB"):
+            image = cv2.cvtColor(shaded, cv2.COLOR_BGR2RGB).astype(np.float32)
+            image /= 255.0  # [res, res, 3] RGB in [0, 1]
         background = None
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            image = apply_jitter(image, draw_jitter(rng, self.jitter))
-            path = draw_background(self.backgrounds, self.background_prob, rng)
-            background = None if path is None else self._background(path, rng)
-        image = soften_boundary(composite(image, mask, background), mask)
-        chw = np.multiply(image.transpose(2, 0, 1), 2.0, out=np.empty((3, res, res), np.float32))
-        chw -= 1.0
-        return {
-            "image": torch.from_numpy(chw),
-            "depth_front": torch.from_numpy(depth_front[None]),
-            "depth_back": torch.from_numpy(depth_back[None]),
-            "mask": torch.from_numpy(mask[None].astype(np.float32)),
-            "theta": torch.from_numpy(theta),
-            "index": index,
-            "path": str(files.shaded),
-        }
+            with stage("colour jitter"):
+                image = apply_jitter(image, draw_jitter(rng, self.jitter))
+            with stage("background: decode, scale, crop"):
+                path = draw_background(self.backgrounds, self.background_prob, rng)
+                background = None if path is None else self._background(path, rng)
+        with stage("composite"):
+            image = composite(image, mask, background)
+        with stage("soften boundary"):
+            image = soften_boundary(image, mask)
+        with stage("to tensors"):
+            chw = np.empty((3, res, res), np.float32)
+            np.multiply(image.transpose(2, 0, 1), 2.0, out=chw)
+            chw -= 1.0
+            return {
+                "image": torch.from_numpy(chw),
+                "depth_front": torch.from_numpy(depth_front[None]),
+                "depth_back": torch.from_numpy(depth_back[None]),
+                "mask": torch.from_numpy(mask[None].astype(np.float32)),
+                "theta": torch.from_numpy(theta),
+                "index": index,
+                "path": str(files.shaded),
+            }
 
     def _background(self, path: Path, rng: np.random.Generator) -> np.ndarray | None:
         """[res, res, 3] random crop of a background; None (black) if it cannot be read."""

@@ -93,13 +93,20 @@ def build_recipe_model(channels_last: bool = True) -> torch.nn.Module:
     return model
 
 
+def case_inputs(case_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A case's model input [1, 3, 2048, 2048] (:func:`load_input`) and theta [1, 12, 2, 3]."""
+    theta = torch.from_numpy(np.load(case_dir / "theta.npy"))[None]
+    return load_input(case_dir / "input_rgb_2048.png"), theta
+
+
 @torch.no_grad()
 def run_case(model: torch.nn.Module, case_dir: Path) -> dict[str, np.ndarray]:
-    """Forward pass of one case; returns every non-None output as a float32 numpy array."""
-    x = load_input(case_dir / "input_rgb_2048.png")
-    theta = torch.from_numpy(np.load(case_dir / "theta.npy"))[None]
+    """Forward pass of one case on the model's device; returns every non-None output as a numpy
+    array (float32 for a float32 forward)."""
+    device = next(model.parameters()).device
+    x, theta = (t.to(device) for t in case_inputs(case_dir))
     out = model(x, theta)
-    return {k: v.detach().contiguous().numpy() for k, v in out.items() if v is not None}
+    return {k: v.detach().contiguous().cpu().numpy() for k, v in out.items() if v is not None}
 
 
 @dataclass
