@@ -18,15 +18,7 @@ import trimesh
 import trimesh.remesh
 
 from utils.camera import ScanTransform, view_rotation
-from utils.scans import (
-    RenderInputError,
-    check_raw_mesh,
-    load_vertex_colored_ply,
-    normalization,
-    parse_obj,
-    scan_facing,
-    scan_files,
-)
+from utils.scans import RenderInputError, parse_obj, read_scan
 
 
 @dataclass(frozen=True)
@@ -120,14 +112,7 @@ def load_scan(
         RenderInputError: missing or unreadable mesh, texture or SMPL-X parameters, empty or
             degenerate mesh, unknown dataset name. The message names the file or item.
     """
-    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
-    facing = scan_facing(data_path, data_name, name)
-    if texture_path is None:
-        mesh = load_vertex_colored_ply(mesh_path)
-    else:
-        mesh = load_textured_obj(mesh_path, texture_path)
-    mesh = check_raw_mesh(mesh, mesh_path)
-    transform = normalization(mesh, name, data_name)
+    mesh, transform, facing = read_scan(data_path, data_name, name, mesh_format, load_textured_obj)
     colors = np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)
     normalized = trimesh.Trimesh(
         transform.apply(mesh.vertices), mesh.faces, vertex_colors=colors, process=False

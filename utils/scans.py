@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,36 @@ def check_raw_mesh(mesh: trimesh.Trimesh, path: Path) -> trimesh.Trimesh:
     return mesh
 
 
+def obj_geometry(mesh_path: Path, texture_path: Path) -> trimesh.Trimesh:
+    """The triangles of a textured OBJ scan without its texture (``texture_path`` unused)."""
+    v, _, fv, _ = parse_obj(mesh_path)
+    if len(fv) == 0:
+        raise RenderInputError(f"{mesh_path}: mesh has no faces")
+    return trimesh.Trimesh(v, fv, process=False)
+
+
+def read_scan(
+    data_path: str | os.PathLike,
+    data_name: str,
+    name: str,
+    mesh_format: str = "ply",
+    load_obj: Callable[[Path, Path], trimesh.Trimesh] = obj_geometry,
+) -> tuple[trimesh.Trimesh, ScanTransform, float]:
+    """One item's checked raw mesh, its normalisation and its facing yaw in radians.
+
+    A vertex-coloured PLY is read as is; a textured OBJ with ``load_obj(mesh, texture)`` (by
+    default its geometry alone; ``render.mesh.load_scan`` passes the colouring loader).
+    """
+    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
+    facing = scan_facing(data_path, data_name, name)
+    if texture_path is None:
+        mesh = load_vertex_colored_ply(mesh_path)
+    else:
+        mesh = load_obj(mesh_path, texture_path)
+    mesh = check_raw_mesh(mesh, mesh_path)
+    return mesh, normalization(mesh, name, data_name), facing
+
+
 def scan_transform(
     data_path: str | os.PathLike, data_name: str, name: str, mesh_format: str = "ply"
 ) -> tuple[ScanTransform, float]:
@@ -279,13 +310,5 @@ def scan_transform(
     Returns:
         (transform, facing yaw in radians).
     """
-    mesh_path, texture_path = scan_files(data_path, data_name, name, mesh_format)
-    facing = scan_facing(data_path, data_name, name)
-    if texture_path is None:
-        mesh = load_vertex_colored_ply(mesh_path)
-    else:
-        v, _, fv, _ = parse_obj(mesh_path)
-        if len(fv) == 0:
-            raise RenderInputError(f"{mesh_path}: mesh has no faces")
-        mesh = trimesh.Trimesh(v, fv, process=False)
-    return normalization(check_raw_mesh(mesh, mesh_path), name, data_name), facing
+    _, transform, facing = read_scan(data_path, data_name, name, mesh_format)
+    return transform, facing
