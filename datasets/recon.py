@@ -42,6 +42,7 @@ from datasets.augment import (
     soften_boundary,
 )
 from utils.camera import png_to_depth_units
+from utils.errors import BadInputError
 from utils.keypoints import KeypointError, part_matrices, read_keypoints_npy
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _untimed(name: str) -> AbstractContextManager:
     return nullcontext()
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInputError):
     """A list or sample that cannot be used; the message names the file and the problem."""
 
 

@@ -37,10 +37,11 @@ import open3d as o3d
 import trimesh
 
 from utils.camera import ScanTransform, view_rotation
+from utils.errors import BadInputError
 from utils.scans import scan_files, scan_transform
 
 
-class MeshInputError(ValueError):
+class MeshInputError(BadInputError):
     """A mesh that cannot be evaluated; the message names the mesh and the problem."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from utils.errors import BadInputError
 from utils.fileio import atomic_write_bytes
 from utils.keypoints import (
     KEYPOINT_NAMES,
@@ -45,7 +46,7 @@ KEYPOINT_MARGIN = 0.02
 keypoints belong to another image (or another resolution of it)."""
 
 
-class InputError(ValueError):
+class InputError(BadInputError):
     """A bad input file (image, keypoints, mask); the message names the file and the problem."""
 
 

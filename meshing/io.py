@@ -21,6 +21,7 @@ import numpy as np
 import trimesh
 
 from meshing.poisson import Mesh
+from utils.errors import BadInputError
 from utils.fileio import atomic_write_bytes
 
 MESH_FORMATS = ("obj", "ply")
@@ -46,7 +47,7 @@ _PLY_TYPES = {
 _PLY_FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
 
 
-class PointCloudError(ValueError):
+class PointCloudError(BadInputError):
     """An unusable point-cloud file; the message names the file and the problem."""
 
 

@@ -42,13 +42,14 @@ from meshing.normals import (
     pixel_lattice,
 )
 from utils.camera import CAMERA_Z
+from utils.errors import BadInputError
 
 NORMAL_METHODS = ("auto", "depth_map", "camera", "tangent_plane")
 MIN_POINTS = 100
 """Fewer points than this cannot describe a body; such clouds are refused."""
 
 
-class MeshingError(ValueError):
+class MeshingError(BadInputError):
     """A point cloud that cannot be meshed; the message says why (the caller adds the file)."""
 
 

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
+from utils.errors import BadInputError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(BadInputError, RuntimeError):
     """A checkpoint file cannot be read or does not fit the model; the message says why."""
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from utils.errors import BadInputError
+
 __all__ = [
     "NUM_KEYPOINTS",
     "NUM_PARTS",
@@ -114,7 +116,7 @@ _HAND_LEN = 21 * 3
 _NAME_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 
 
-class KeypointError(ValueError):
+class KeypointError(BadInputError):
     """Bad keypoint input; the message names the source file/object and the problem."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import trimesh
 
 from utils.camera import ScanTransform, rotation_y
+from utils.errors import BadInputError
 
 NORMALIZE_FACTOR = 2.8
 """``v <- (v - centroid) / (2.8 * max|v - centroid|)``: the mesh fits in [-0.357, 0.357]^3."""
@@ -69,7 +70,7 @@ DATASETS = ("RP", "THuman2", "2K2K", "ANNY")
 ``render.synthetic`` (laid out like 2K2K: ``obj/ANNY/<id>/<id>.ply``)."""
 
 
-class RenderInputError(ValueError):
+class RenderInputError(BadInputError):
     """A scan that cannot be loaded or rendered; the message names the file and the problem."""
 
 
