@@ -55,8 +55,8 @@ def check_mesh(
         faces: [F, 3] vertex indices.
         name: what to call the mesh in error messages (e.g. its file).
     Raises:
-        MeshInputError: wrong shapes, no faces, indices out of range, non-finite coordinates or
-            zero surface area.
+        MeshInputError: wrong shapes, no faces, indices out of range, non-finite coordinates,
+            zero or infinite surface area.
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces)
@@ -71,7 +71,11 @@ def check_mesh(
         raise MeshInputError(f"{name}: face refers to a vertex that does not exist")
     if not np.isfinite(v).all(axis=1)[f].all():  # only the vertices the triangles use
         raise MeshInputError(f"{name}: non-finite vertex coordinates")
-    if triangle_areas(v, f).sum() <= 0:
+    with np.errstate(over="ignore", invalid="ignore"):  # coordinates near the float limit
+        area = triangle_areas(v, f).sum()
+    if not np.isfinite(area):
+        raise MeshInputError(f"{name}: surface area overflows (coordinates too large)")
+    if area <= 0:
         raise MeshInputError(f"{name}: degenerate mesh (zero surface area)")
     return v, f
 

@@ -14,6 +14,11 @@ its model the normal way (``rembg.new_session("u2net")``, into ``$U2NET_HOME`` o
 rembg is imported only when a mask has to be computed (its import is slow), and one session
 serves the whole batch. Deviations from the authors (facts §8 item 23): one session instead of
 one per image; the image is passed as RGB (they passed BGR).
+
+Whatever made it, the final silhouette of an item must be able to hold a person, and the person's
+keypoints must lie on it (:func:`check_silhouette`, at the model's input resolution): a
+one-pixel alpha, a speck of a mask or keypoints of another picture are refused with one line
+instead of giving an output as if they were a person.
 """
 
 from __future__ import annotations
@@ -33,6 +38,80 @@ U2NET_URL = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net
 
 class BackgroundRemovalError(InputError):
     """No foreground mask could be made (no local rembg model, rembg missing, empty result)."""
+
+
+class SilhouetteError(InputError):
+    """The final silhouette cannot be a person's, or the keypoints do not lie on it."""
+
+
+MIN_SILHOUETTE_AREA = 0.01
+"""Smallest share of the model's square input the silhouette may cover. The people of the real
+photos (SiTH examples) cover 11-16 %, the demo samples and the test fixture 7.7-9.4 %; 1 %
+(a person about a quarter of the frame tall) leaves a margin of more than 7x."""
+MIN_SILHOUETTE_EXTENT = 0.25
+"""Smallest long side of the silhouette's bounding box as a share of the square input's side
+(real photos 0.81-0.85, demo and fixture 0.73-0.77)."""
+MIN_SILHOUETTE_WIDTH = 0.02
+"""Smallest width of the silhouette's thickest part (twice the largest inscribed radius) as a
+share of the input's side: 41 pixels at 2048, 5 at 256 (real photos 0.19-0.28, demo and fixture
+0.13-0.14, the torso). Lines and scattered specks stay below it."""
+KEYPOINT_SILHOUETTE_MARGIN = 0.02
+"""A keypoint counts as on the silhouette within this share of the input's side from it (41
+pixels at 2048): OpenPose puts ears, heels and fingertips on or just beyond the outline (up to 19 %
+of the real photos' keypoints lie outside the undilated silhouette, none beyond this margin)."""
+MIN_KEYPOINTS_ON_SILHOUETTE = 0.5
+"""Smallest share of the present keypoints (confidence > 0) on the silhouette; every real photo,
+demo sample and fixture has all of them on it. Fewer means keypoints of another image, or a mask
+of something else."""
+
+
+def check_silhouette(mask: np.ndarray, keypoints: np.ndarray, source: str = "<image>") -> None:
+    """Refuse a silhouette that cannot hold a person, or keypoints that mostly miss it.
+
+    Args:
+        mask: [res, res] bool foreground in the model's square input frame.
+        keypoints: (31, 3) ``(u, v, confidence)`` in the same frame; confidence > 0 = present.
+        source: the image's name for error messages.
+    Raises:
+        SilhouetteError: the silhouette covers less than :data:`MIN_SILHOUETTE_AREA` of the
+            frame, its bounding box is shorter than :data:`MIN_SILHOUETTE_EXTENT`, its thickest
+            part is thinner than :data:`MIN_SILHOUETTE_WIDTH`, or fewer than
+            :data:`MIN_KEYPOINTS_ON_SILHOUETTE` of the present keypoints lie within
+            :data:`KEYPOINT_SILHOUETTE_MARGIN` of it.
+    """
+    res = mask.shape[0]
+    fg = np.ascontiguousarray(mask, dtype=np.uint8)
+    area = float(fg.mean())
+    if area < MIN_SILHOUETTE_AREA:
+        raise SilhouetteError(
+            f"{source}: the silhouette (alpha, mask or background removal) covers {area:.2%} of "
+            f"the image, too little for a person (at least {MIN_SILHOUETTE_AREA:.0%})"
+        )
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / res
+    if extent < MIN_SILHOUETTE_EXTENT:
+        raise SilhouetteError(
+            f"{source}: the silhouette spans {extent:.0%} of the image, too short for a person "
+            f"(at least {MIN_SILHOUETTE_EXTENT:.0%})"
+        )
+    width = 2 * float(cv2.distanceTransform(fg, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max()) / res
+    if width < MIN_SILHOUETTE_WIDTH:
+        raise SilhouetteError(
+            f"{source}: the silhouette is at most {width:.1%} of the image wide, too thin for a "
+            f"person (at least {MIN_SILHOUETTE_WIDTH:.0%})"
+        )
+    present = keypoints[:, 2] > 0
+    if not present.any():
+        return
+    to_fg = cv2.distanceTransform(1 - fg, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # 0 on the fg
+    u = np.clip(np.floor(keypoints[present, 0]), 0, res - 1).astype(np.intp)
+    v = np.clip(np.floor(keypoints[present, 1]), 0, res - 1).astype(np.intp)
+    on = float((to_fg[v, u] <= KEYPOINT_SILHOUETTE_MARGIN * res).mean())
+    if on < MIN_KEYPOINTS_ON_SILHOUETTE:
+        raise SilhouetteError(
+            f"{source}: only {on:.0%} of the keypoints lie on the silhouette (at least "
+            f"{MIN_KEYPOINTS_ON_SILHOUETTE:.0%} expected): keypoints or mask of another picture?"
+        )
 
 
 def alpha_mask(rgba: np.ndarray, source: str = "<image>") -> np.ndarray | None:

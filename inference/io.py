@@ -3,7 +3,15 @@
 * Images are decoded with OpenCV from their bytes. PNG (and anything but JPEG) with
   ``IMREAD_UNCHANGED``: 8- or 16-bit, grey, grey + alpha, RGB or RGBA; 16-bit values are scaled to
   8 bits (``round(v / 257)``, so 65535 -> 255). JPEG with ``IMREAD_COLOR``, which applies the EXIF
-  orientation as OpenPose (and the authors' ``cv2.imread``) see the photo, so the keypoints fit.
+  orientation as OpenPose (and the authors' ``cv2.imread``) see the photo, so the keypoints fit;
+  the EXIF orientation of a PNG (``eXIf``) or WebP is applied here for the same reason (OpenCV's
+  ``cv2.imread`` applies it, ``IMREAD_UNCHANGED`` does not).
+* PNG transparency given by a ``tRNS`` chunk (palette entries' alpha, or the one transparent grey
+  or RGB value) is applied here, not left to OpenCV: OpenCV ignores it for grey images, and
+  whether it honours it for palette images has depended on its version. The chunk is removed and
+  a palette replaced by an index ramp before OpenCV decodes, so every OpenCV >= 4.9 gives the same
+  RGBA. (Pillow would do it too, but it is no declared dependency, and it clips 16-bit grey to 8
+  bits instead of scaling it.)
 * Keypoints: ``<stem>_keypoints.json`` (OpenPose BODY_25 + hands, the authors' format), else
   ``<stem>_keypoints.npy`` holding the ``(31, 3)`` rows ``(u, v, confidence)`` (or ``(3, 31)``) in
   the original image's pixels; confidence <= 0 marks a missing keypoint.
@@ -17,6 +25,9 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,7 +37,6 @@ from utils.errors import BadInputError
 from utils.fileio import atomic_write_bytes
 from utils.keypoints import (
     KEYPOINT_NAMES,
-    NUM_KEYPOINTS,
     KeypointError,
     load_openpose_json,
     pad_offsets,
@@ -80,6 +90,153 @@ def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
     raise InputError(f"{source}: unsupported pixel type {image.dtype} (8- or 16-bit expected)")
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TRNS_LENGTH = {0: 2, 2: 6}
+"""Length of a valid ``tRNS`` chunk per PNG colour type (grey: one value, RGB: three; palette:
+1 to 256 alpha entries)."""
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """``(type, content)`` of each complete chunk of a PNG, in order (a truncated tail ends the
+    list; OpenCV reports the file as undecodable)."""
+    chunks, pos = [], len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if pos + 12 + length > len(data):
+            break
+        chunks.append((kind, data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def _png_chunk(kind: bytes, content: bytes) -> bytes:
+    return (
+        struct.pack(">I4s", len(content), kind)
+        + content
+        + struct.pack(">I", zlib.crc32(kind + content))
+    )
+
+
+@dataclass(frozen=True)
+class _Transparency:
+    """A PNG's ``tRNS`` chunk with what is needed to apply it (see :func:`_apply_transparency`)."""
+
+    color_type: int  # 0 grey, 2 RGB, 3 palette
+    bit_depth: int
+    trns: bytes
+    palette: bytes  # PLTE content (palette images)
+
+
+def _without_transparency(data: bytes) -> tuple[bytes, _Transparency | None]:
+    """PNG bytes without the ``tRNS`` chunk (a palette image's palette replaced by the index
+    ramp ``(i, i, 255)``, so the decoded pixels give back the indices) and the chunk's content;
+    the bytes unchanged and None when there is no valid ``tRNS``."""
+    chunks = _png_chunks(data)
+    found = dict(reversed(chunks))  # first chunk of each type
+    header, trns = found.get(b"IHDR", b""), found.get(b"tRNS")
+    if len(header) != 13 or trns is None:
+        return data, None
+    bit_depth, color_type = header[8], header[9]
+    palette = found.get(b"PLTE", b"")
+    if color_type == 3:
+        if not palette or len(palette) % 3 or not 0 < len(trns) <= 256:
+            return data, None
+    elif _TRNS_LENGTH.get(color_type) != len(trns):
+        return data, None  # libpng ignores such a chunk too
+    out = [PNG_SIGNATURE]
+    for kind, content in chunks:
+        if kind == b"tRNS":
+            continue
+        if kind == b"PLTE" and color_type == 3:
+            content = bytes(v for i in range(len(content) // 3) for v in (i & 255, i & 255, 255))
+        out.append(_png_chunk(kind, content))
+    return b"".join(out), _Transparency(color_type, bit_depth, trns, palette)
+
+
+def _apply_transparency(image: np.ndarray, t: _Transparency) -> np.ndarray:
+    """BGRA of a PNG decoded without its ``tRNS`` chunk (:func:`_without_transparency`).
+
+    Args:
+        image: OpenCV's decoding, [H, W] grey (bit depths below 8 scaled to 8 bits) or
+            [H, W, 3] BGR, uint8 or uint16; palette images: the index ramp.
+    Returns:
+        [H, W, 4] BGRA of ``image``'s type: a palette entry's alpha from the chunk (255 beyond
+        its end; an index beyond the palette is opaque black, as libpng), or alpha 0 exactly
+        where a grey / RGB pixel equals the chunk's value.
+    """
+    top = np.iinfo(image.dtype).max
+    if t.color_type == 3:
+        index = image[:, :, 2]
+        in_palette = image[:, :, 0] == 255
+        colors = np.zeros((256, 3), np.uint8)
+        entries = np.frombuffer(t.palette, np.uint8).reshape(-1, 3)[:256]
+        colors[: len(entries)] = entries[:, ::-1]  # RGB -> BGR
+        alphas = np.full(256, 255, np.uint8)
+        alphas[: len(t.trns)] = np.frombuffer(t.trns, np.uint8)
+        bgr = np.where(in_palette[:, :, None], colors[index], 0).astype(np.uint8)
+        alpha = np.where(in_palette, alphas[index], 255).astype(np.uint8)
+        return np.dstack((bgr, alpha))
+    depth = min(t.bit_depth, 16)
+    key = [v & ((1 << depth) - 1) for v in struct.unpack(f">{len(t.trns) // 2}H", t.trns)]
+    if depth < 8:  # OpenCV scales 1, 2 and 4-bit grey to 8 bits
+        key = [v * (255 // ((1 << depth) - 1)) for v in key]
+    if t.color_type == 0 and image.ndim == 2:
+        bgr = np.dstack((image, image, image))
+    elif t.color_type == 2 and image.ndim == 3 and image.shape[2] == 3:
+        bgr, key = image, key[::-1]  # RGB -> BGR
+    else:
+        return image  # not what the header says: the caller reports the channels
+    transparent = np.all(bgr == np.asarray(key, image.dtype), axis=2)
+    return np.dstack((bgr, np.where(transparent, 0, top).astype(image.dtype)))
+
+
+def _exif_orientation(exif: bytes) -> int:
+    """The orientation tag (1 to 8) of EXIF data (a TIFF structure); 1 when absent or invalid."""
+    exif = exif.removeprefix(b"Exif\0\0")
+    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    if order is None or len(exif) < 8:
+        return 1
+    ifd = struct.unpack(order + "I", exif[4:8])[0]
+    if ifd + 2 > len(exif):
+        return 1
+    for k in range(struct.unpack(order + "H", exif[ifd : ifd + 2])[0]):
+        entry = exif[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) < 12:
+            break
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag == 0x0112 and kind == 3:  # Orientation, SHORT
+            value = struct.unpack(order + "H", entry[8:10])[0]
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _embedded_exif(data: bytes) -> bytes:
+    """The EXIF data of a PNG (``eXIf`` chunk) or WebP (``EXIF`` chunk); b"" otherwise."""
+    if data.startswith(PNG_SIGNATURE):
+        return next((c for kind, c in _png_chunks(data) if kind == b"eXIf"), b"")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, size = struct.unpack("<4sI", data[pos : pos + 8])
+            if kind == b"EXIF":
+                return data[pos + 8 : pos + 8 + size]
+            pos += 8 + size + (size & 1)
+    return b""
+
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1 to 8) as OpenCV's ``imread`` does (its ``ExifTransform``)."""
+    if orientation >= 5:
+        image = image.swapaxes(0, 1)
+    if orientation in (2, 6):
+        image = image[:, ::-1]
+    elif orientation in (3, 7):
+        image = image[::-1, ::-1]
+    elif orientation in (4, 8):
+        image = image[::-1]
+    return image
+
+
 def decode_image(data: bytes, source: str = "<image>") -> np.ndarray:
     """Decode image bytes to 8-bit RGB or RGBA.
 
@@ -87,19 +244,31 @@ def decode_image(data: bytes, source: str = "<image>") -> np.ndarray:
         data: the file's bytes.
         source: file name for error messages.
     Returns:
-        [H, W, 3] uint8 RGB, or [H, W, 4] uint8 RGBA when the file has an alpha channel.
+        [H, W, 3] uint8 RGB, or [H, W, 4] uint8 RGBA when the file has an alpha channel
+        (including PNG ``tRNS`` transparency), in the EXIF orientation.
     Raises:
-        InputError: empty, undecodable (corrupt or truncated), unsupported pixel type, or an
-            image too small (long side < :data:`MIN_LONG_SIDE`) or too elongated
-            (> :data:`MAX_ASPECT`).
+        InputError: empty, undecodable (corrupt, truncated, or larger than OpenCV decodes),
+            unsupported pixel type, or an image too small (long side < :data:`MIN_LONG_SIDE`) or
+            too elongated (> :data:`MAX_ASPECT`).
     """
     if len(data) == 0:
         raise InputError(f"{source}: empty file (0 bytes)")
-    buf = np.frombuffer(data, dtype=np.uint8)
     is_jpeg = data[:3] == b"\xff\xd8\xff"
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    transparency = None
+    if data.startswith(PNG_SIGNATURE):
+        data, transparency = _without_transparency(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header declaring more pixels than OpenCV accepts
+        message = str(exc).strip().splitlines()[-1]
+        raise InputError(f"{source}: cannot be decoded as an image ({message})") from exc
     if image is None:
         raise InputError(f"{source}: cannot be decoded as an image (corrupt or truncated file)")
+    if transparency is not None:
+        image = _apply_transparency(image, transparency)
+    if not is_jpeg:
+        image = np.ascontiguousarray(_orient(image, _exif_orientation(_embedded_exif(data))))
     image = _to_uint8(image, source)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
@@ -170,16 +339,11 @@ def load_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
     transposed, as the authors' training loader does).
 
     Raises:
-        KeypointError: unreadable file, wrong shape or non-finite values.
+        KeypointError: unreadable file, wrong shape, not real numbers (complex, boolean, text,
+            objects ...: :func:`utils.keypoints.read_keypoints_npy`) or non-finite values.
     """
     source = os.fspath(path)
-    keypoints = read_keypoints_npy(source)
-    if keypoints.shape != (NUM_KEYPOINTS, 3) or not np.issubdtype(keypoints.dtype, np.number):
-        raise KeypointError(
-            f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, "
-            f"got {keypoints.dtype} {keypoints.shape}"
-        )
-    keypoints = keypoints.astype(np.float64)
+    keypoints = read_keypoints_npy(source).astype(np.float64)  # integers beyond 2^53 round
     if not np.all(np.isfinite(keypoints)):
         rows = np.flatnonzero(~np.all(np.isfinite(keypoints), axis=1))
         raise KeypointError(f"{source}: non-finite keypoint values in rows {rows.tolist()}")

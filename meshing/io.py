@@ -104,6 +104,8 @@ def _read_header(path: Path) -> _PlyHeader:
     if count is None:
         raise PointCloudError(f"{path}: PLY header declares no vertex count")
     names = [name for name, _ in properties]
+    if len(set(names)) != len(names):
+        raise PointCloudError(f"{path}: PLY vertices have a property twice ({names})")
     if not {"x", "y", "z"} <= set(names):
         raise PointCloudError(f"{path}: PLY vertices have no x, y, z properties ({names})")
     return _PlyHeader(fmt, count, properties, size)
@@ -128,7 +130,17 @@ def _read_vertices(path: Path, header: _PlyHeader) -> np.ndarray:
             raise PointCloudError(f"{path}: ASCII PLY lines do not have one value per property")
         table = np.empty(header.count, dtype)
         for k, name in enumerate(dtype.names):
-            table[name] = values[:, k]
+            column = values[:, k]
+            if np.issubdtype(dtype[name], np.integer):
+                info = np.iinfo(dtype[name])
+                fits = np.isfinite(column) & (column == np.round(column))
+                if not np.all(fits & (column >= info.min) & (column <= info.max)):
+                    raise PointCloudError(
+                        f"{path}: ASCII PLY property {name!r} has values that are not "
+                        f"{dtype[name]} integers"
+                    )
+            with np.errstate(over="ignore"):  # beyond float32: infinite, refused by the caller
+                table[name] = column
         return table
     endian = _PLY_FORMATS[header.fmt]
     dtype = np.dtype([(name, endian + code) for name, code in header.properties])
@@ -151,9 +163,12 @@ def _columns(table: np.ndarray, names: tuple[str, str, str]) -> np.ndarray | Non
 def read_point_cloud(path: str | os.PathLike) -> PointCloud:
     """Read a PLY point cloud: points, optional colours (8-bit, or float in [0, 1]) and normals.
 
+    Returns:
+        a :class:`PointCloud` with N >= 1 finite points, colours in [0, 1] (integer colours
+        divided by their type's maximum) and finite normals when the file has them.
     Raises:
         PointCloudError: missing file, not a PLY, no vertices, truncated or malformed data,
-            non-finite coordinates; the message names the file.
+            non-finite coordinates or normals, colours outside [0, 1]; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -166,9 +181,15 @@ def read_point_cloud(path: str | os.PathLike) -> PointCloud:
     if not np.isfinite(points).all():
         raise PointCloudError(f"{path}: points contain NaN or infinite coordinates")
     colors = _columns(table, ("red", "green", "blue"))
-    if colors is not None and np.issubdtype(table.dtype["red"], np.integer):
-        colors /= np.iinfo(table.dtype["red"]).max
-    return PointCloud(points, colors, _columns(table, ("nx", "ny", "nz")))
+    if colors is not None:
+        if np.issubdtype(table.dtype["red"], np.integer):
+            colors /= np.iinfo(table.dtype["red"]).max
+        if not np.all((colors >= 0) & (colors <= 1)):  # also refuses NaN
+            raise PointCloudError(f"{path}: colours outside [0, 1] (or NaN)")
+    normals = _columns(table, ("nx", "ny", "nz"))
+    if normals is not None and not np.isfinite(normals).all():
+        raise PointCloudError(f"{path}: normals contain NaN or infinite values")
+    return PointCloud(points, colors, normals)
 
 
 def write_point_cloud(path: str | os.PathLike, cloud: PointCloud) -> None:

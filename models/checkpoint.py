@@ -31,10 +31,31 @@ def extract_state_dict(
             break
     state = {}
     for k, v in checkpoint.items():
+        if not isinstance(k, str):
+            raise CheckpointError(f"{source}: key {k!r} is {type(k).__name__}, not a name")
         if not isinstance(v, torch.Tensor):
             raise CheckpointError(f"{source}: entry {k!r} is {type(v).__name__}, not a tensor")
         state[k.removeprefix("module.")] = v
     return state
+
+
+def _value_problem(value: torch.Tensor, own: torch.Tensor) -> str | None:
+    """Why a checkpoint tensor cannot stand for the model's tensor of the same name, or None.
+
+    The kinds must agree (a floating-point weight from real floating-point numbers, an integer
+    counter from integers: a complex tensor would lose its imaginary part, a boolean one is no
+    weight), the layout must be dense, and floating-point weights must be finite (a diverged run
+    saves NaN).
+    """
+    if value.layout != torch.strided:
+        return f"{value.layout} tensor"
+    if value.is_complex() or value.dtype == torch.bool:
+        return f"{value.dtype} values"
+    if own.is_floating_point() != value.is_floating_point():
+        return f"{value.dtype} values for a {own.dtype} tensor"
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        return "non-finite values (NaN or infinity)"
+    return None
 
 
 def load_state_dict_strict(
@@ -44,7 +65,8 @@ def load_state_dict_strict(
     allow_missing: Iterable[str] = (),
     drop: Iterable[str] = (),
 ) -> None:
-    """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error.
+    """Load ``state`` into ``model``; any missing, unexpected, mis-shaped or unusable entry (see
+    :func:`_value_problem`) is an error.
 
     Args:
         allow_missing: key prefixes that may be absent (e.g. ``("refine.",)`` to start phase 2
@@ -66,13 +88,16 @@ def load_state_dict_strict(
         for k in own
         if k in state and state[k].shape != own[k].shape
     ]
-    if missing or unexpected or shapes:
+    problems = ((k, _value_problem(state[k], own[k])) for k in own if k in state)
+    values = [f"{k}: {problem}" for k, problem in problems if problem is not None]
+    if missing or unexpected or shapes or values:
         name = type(model).__name__
         lines = [f"{source} does not fit {name} ({len(own)} entries, {len(state)} given):"]
         for title, keys in (
             ("missing", missing),
             ("unexpected", unexpected),
             ("mis-shaped", shapes),
+            ("unusable", values),
         ):
             if keys:
                 shown = "\n    ".join(keys[:20]) + ("\n    ..." if len(keys) > 20 else "")

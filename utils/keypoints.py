@@ -143,12 +143,21 @@ class PartPlacementError(KeypointError):
 
 
 def _as_float_array(values: object, what: str, source: str) -> np.ndarray:
-    """Convert a JSON list of numbers to a 1-D float64 array, raising KeypointError otherwise."""
+    """A JSON list of numbers as a 1-D float64 array of finite values.
+
+    Raises:
+        KeypointError: not a list, an entry that is not a number (strings, booleans, nulls,
+            nested lists), a number outside the float range (an integer with hundreds of
+            digits) or a non-finite value (``NaN``, ``Infinity``, ``1e400``).
+    """
     if not isinstance(values, (list, tuple)) or any(
         isinstance(v, bool) or not isinstance(v, (int, float)) for v in values
     ):
         raise KeypointError(f"{source}: '{what}' must be a list of numbers")
-    arr = np.asarray(values, dtype=np.float64)
+    try:
+        arr = np.array([float(v) for v in values], dtype=np.float64)
+    except OverflowError as exc:  # float() of an int beyond 1.8e308
+        raise KeypointError(f"{source}: '{what}' contains a number too large for a float") from exc
     if not np.all(np.isfinite(arr)):
         raise KeypointError(f"{source}: '{what}' contains non-finite values")
     return arr
@@ -234,12 +243,14 @@ def load_openpose_json(path: str | os.PathLike) -> np.ndarray:
     """
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as f:
+        with open(source, encoding="utf-8-sig") as f:  # a byte-order mark is allowed
             data = json.load(f)
     except FileNotFoundError as exc:
         raise KeypointError(f"{source}: OpenPose JSON file not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of > 4300 digits
         raise KeypointError(f"{source}: invalid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise KeypointError(f"{source}: invalid JSON (nested too deeply)") from exc
     except OSError as exc:
         raise KeypointError(f"{source}: cannot read OpenPose JSON ({exc})") from exc
     return openpose_to_keypoints31(data, source=source)
@@ -250,14 +261,46 @@ def load_openpose_json(path: str | os.PathLike) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def read_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
-    """The array of a keypoint ``.npy`` file, ``(3, 31)`` transposed to ``(31, 3)`` as the authors'
-    training loader does; its shape and values are the caller's to check.
+KEYPOINT_NPY_KINDS = "iuf"
+"""NumPy kinds a keypoint ``.npy`` may hold: signed and unsigned integers and real floats (not
+booleans, complex numbers, strings, objects, structured records or dates)."""
 
+
+def read_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
+    """The ``(31, 3)`` array of a keypoint ``.npy`` file (``(3, 31)`` is transposed, as the
+    authors' training loader does); its values are the caller's to check.
+
+    The header is read first, so a wrong shape, type or a huge declared size is refused before
+    any data is read; pickles (object arrays) are never loaded, and an ``.npz`` archive is no
+    ``.npy`` file.
+
+    Returns:
+        ``(31, 3)`` array of a kind in :data:`KEYPOINT_NPY_KINDS` (not converted).
     Raises:
-        KeypointError: the file cannot be read as a ``.npy`` array.
+        KeypointError: the file cannot be read as a ``.npy`` array, or it does not hold
+            ``(31, 3)`` / ``(3, 31)`` real numbers.
     """
     source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not supported")
+    except (OSError, ValueError, EOFError) as exc:
+        raise KeypointError(f"{source}: cannot be read as a .npy array ({exc})") from exc
+    if dtype.kind not in KEYPOINT_NPY_KINDS or dtype.fields is not None:
+        raise KeypointError(
+            f"{source}: keypoints must be real numbers (integers or floats), got {dtype}"
+        )
+    if shape not in ((NUM_KEYPOINTS, 3), (3, NUM_KEYPOINTS)):
+        raise KeypointError(
+            f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, "
+            f"got {dtype} {shape}"
+        )
     try:
         keypoints = np.load(source, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
