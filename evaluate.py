@@ -19,21 +19,25 @@ first; a folder is searched recursively for .obj/.ply/.off/.stl/.glb). Distances
 cm when ``--units`` gives the GT's units, else in the GT's own units. Conventions (sampling,
 directions, normal images): ``evaluation/geometry.py`` and ``evaluation/normal_images.py``.
 Writes ``--out`` (JSON: settings, per-object metrics, failures, means) and prints a table. An item
-that cannot be evaluated is reported with its file and the problem, the batch goes on, and the
-exit status is 1 if any failed.
+that cannot be evaluated, for whatever reason, is reported as one line with its file and the
+problem (``--debug`` adds the traceback), the batch goes on, and the exit status is 1 if any
+failed. An unwritable ``--out`` or ``--save_normals`` folder stops the run before the first item.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.geometry import (
+    MeshInputError,
     align_icp,
     load_mesh,
     mesh_metrics,
@@ -41,8 +45,11 @@ from evaluation.geometry import (
     scan_ground_truth,
 )
 from evaluation.normal_images import ICON_YAWS, normal_images, normal_panel
-from utils.fileio import write_image, write_json
-from utils.scans import DATASETS, RenderInputError
+from utils.batch import add_debug_argument, run_item
+from utils.fileio import check_writable_dir, write_image, write_json
+from utils.scans import DATASETS
+
+log = logging.getLogger("evaluate")
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
 TO_CM = {"m": 100.0, "cm": 1.0, "mm": 0.1, "none": 1.0}
@@ -70,6 +77,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--out", default="outputs/evaluation/metrics.json", help="JSON file written (atomically)"
     )
     io.add_argument("--save_normals", help="folder for a normal-image panel per item (PNG)")
+    add_debug_argument(io)
     frame = p.add_argument_group("frames and units")
     frame.add_argument(
         "--align",
@@ -137,7 +145,7 @@ def ground_truth(
     the GT frame (identity unless ``--align camera``)."""
     if args.align != "camera":
         if name not in gt_files:
-            raise FileNotFoundError(f"{name}: no ground-truth mesh with this name under {args.gt}")
+            raise MeshInputError(f"no ground-truth mesh named {name!r} under {args.gt}")
         v, f = load_mesh(gt_files[name])
         return v, f, gt_files[name], lambda x: x
     v, f, path, transform, facing = scan_ground_truth(
@@ -203,20 +211,29 @@ def json_ready(x: object) -> object:
 
 
 def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     preds = find_meshes(Path(args.pred), args.pred_suffix)
     gt_files = find_meshes(Path(args.gt), args.gt_suffix) if args.align != "camera" else {}
     if not preds:
         raise SystemExit(f"error: {args.pred}: no mesh files ({', '.join(MESH_SUFFIXES)})")
     if Path(args.pred).is_file() and args.gt and Path(args.gt).is_file():
         gt_files = {next(iter(preds)): Path(args.gt)}  # two files: compared whatever their names
+    try:
+        for folder in (Path(args.out).parent, args.save_normals):
+            if folder is not None:
+                check_writable_dir(folder)
+    except OSError as e:
+        raise SystemExit(f"error: {e}") from e
     rows: dict[str, dict] = {}
     failed: dict[str, str] = {}
     for name, pred in preds.items():
-        try:
-            rows[name] = evaluate_item(args, name, pred, gt_files)
-        except (ValueError, OSError, RenderInputError) as e:  # MeshInputError is a ValueError
-            failed[name] = str(e)
-            print(f"FAILED {name}: {e}", file=sys.stderr)
+        failures: list[tuple[str, str]] = []
+        work = partial(evaluate_item, args, name, pred, gt_files)
+        row = run_item(pred, work, failures, args.debug, log)
+        if row is None:
+            failed[name] = failures[0][1]
+        else:
+            rows[name] = row
     metric_keys = [k for k, v in next(iter(rows.values()), {}).items() if isinstance(v, float)]
     means = {k: float(np.nanmean([r[k] for r in rows.values()])) for k in metric_keys}
     unit = "cm" if args.units != "none" else "GT units"

@@ -11,8 +11,12 @@ unless ``--allow_download``), or with ``--mask auto`` the photo extra's person s
 in the authors' layout under ``<save_path>/<save_name>/``: ``depth/``, ``normal/``, ``cons/``,
 ``normal_parts/``, ``images/``, ``output_plys/``, ``output_plys_c/``, ``args.json``, and for
 detected keypoints ``keypoints/<stem>_keypoints.json`` (OpenPose layout, editable, read back with
-``--keypoint_dir``) and ``keypoints/<stem>_overlay.jpg``. A bad image is reported with the reason
-and skipped; the exit status is 1 if any image failed.
+``--keypoint_dir``) and ``keypoints/<stem>_overlay.jpg``. An image that fails, for whatever reason,
+is reported as one line (file and reason; ``--debug`` adds the traceback), nothing is written under
+its name, and the batch goes on; the exit status is 1 if any image failed. A bad checkpoint, bad
+arguments or an unwritable output folder stop the run before anything is written. An interrupted
+run resumes with ``--skip_existing`` (each file is written atomically; an image counts as done
+when all its files exist).
 
 Examples:
     python test_02_model.py --data_path photos --checkpoint checkpoints/ckpt_bg_mask.pth.tar
@@ -40,7 +44,8 @@ from inference.pointcloud import BACK_COLORS
 from inference.predictor import DEPTH_MASKS
 from models import CheckpointError
 from models.precision import PRECISIONS
-from utils.fileio import write_text
+from utils.batch import add_debug_argument
+from utils.fileio import check_writable_dir, write_text
 
 log = logging.getLogger("test_02_model")
 
@@ -77,6 +82,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="without a local rembg model, let rembg download it (needs internet; off: never)",
     )
     io.add_argument("--skip_existing", action="store_true", help="skip images already done")
+    add_debug_argument(io)
     model = p.add_argument_group("model")
     model.add_argument("--res", type=int, help="working resolution (default: the checkpoint's)")
     model.add_argument("--width", type=float, help="channel multiplier (default: the checkpoint's)")
@@ -141,7 +147,8 @@ def main(args: argparse.Namespace) -> None:
             depth_mask=args.depth_mask,
             precision=args.precision,
         )
-    except (InputError, CheckpointError, ValueError, PhotoExtraMissing) as e:
+        check_writable_dir(out_dir)
+    except (InputError, CheckpointError, ValueError, PhotoExtraMissing, OSError) as e:
         raise SystemExit(f"error: {e}") from e
     options = OutputOptions(
         normal_parts=not args.no_normal_parts,
@@ -164,13 +171,14 @@ def main(args: argparse.Namespace) -> None:
             inputs=inputs,
             options=options,
             skip_existing=args.skip_existing,
+            debug=args.debug,
         )
     print(
         f"{len(report.done)} done, {len(report.skipped)} already done, "
         f"{len(report.failed)} failed; outputs in {out_dir}"
     )
-    for path, message in report.failed:
-        print(f"FAILED {path}: {message}", file=sys.stderr)
+    for _, line in report.failed:  # each line names its file
+        print(f"FAILED {line}", file=sys.stderr)
     if report.failed:
         sys.exit(1)
 

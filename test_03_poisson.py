@@ -14,8 +14,10 @@ accurate than the authors' pymeshlab settings (``--authors``: 70-neighbour norma
 spanning-tree orientation, depth 10 at scale 1.1, point weight 4), which take minutes
 (``bench/bench_poisson.py``); ``--depth 9 --scale 1.1`` is twice as fast and smooths folds.
 
-A file that cannot be meshed is reported with the reason and skipped; the exit status is 1 if
-any file failed.
+A file that cannot be meshed, for whatever reason, is reported as one line (file and reason;
+``--debug`` adds the traceback) and skipped, and nothing is written under its name; the exit
+status is 1 if any file failed. Bad arguments and an unwritable output folder stop the run before
+anything is written.
 
 Examples:
     python test_03_poisson.py --save_path result --save_name test
@@ -36,7 +38,8 @@ from pathlib import Path
 from meshing.batch import list_clouds, output_paths, run_batch
 from meshing.io import MESH_FORMATS, PointCloudError
 from meshing.poisson import AUTHORS_OPTIONS, NORMAL_METHODS, PoissonOptions
-from utils.fileio import write_text
+from utils.batch import add_debug_argument
+from utils.fileio import check_writable_dir, write_text
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,7 @@ def get_parser() -> argparse.ArgumentParser:
     io.add_argument("--skip_existing", action="store_true", help="skip clouds already meshed")
     io.add_argument("--jobs", type=int, default=1, help="files meshed in parallel processes")
     io.add_argument("--threads", type=int, help="Poisson threads per job (default: cores / jobs)")
+    add_debug_argument(io)
     rec = p.add_argument_group("reconstruction (defaults: meshing.PoissonOptions)")
     rec.add_argument("--authors", action="store_true", help="start from the authors' settings")
     rec.add_argument("--depth", type=int, help="octree depth (default 10, as the authors)")
@@ -112,7 +116,8 @@ def main(args: argparse.Namespace) -> None:
         options = resolve_options(args)
         inputs = list_clouds(sources)
         outputs = output_paths(inputs, out_dir, args.format)
-    except (PointCloudError, ValueError) as e:
+        check_writable_dir(out_dir)
+    except (PointCloudError, ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from e
     resolved = {**vars(args), "options": dataclasses.asdict(options)}
     write_text(out_dir / "args.json", json.dumps(resolved, indent=2, default=str))
@@ -123,6 +128,7 @@ def main(args: argparse.Namespace) -> None:
         jobs=args.jobs,
         skip_existing=args.skip_existing,
         file_normals=not args.ignore_file_normals,
+        debug=args.debug,
     )
     print(
         f"{len(report.done)} meshed, {len(report.skipped)} already done, "

@@ -25,16 +25,16 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from utils.keypoints import KeypointError
+from utils.batch import run_item
 
-from .background import BackgroundRemovalError, alpha_mask, find_mask_file, read_mask
+from .background import alpha_mask, find_mask_file, read_mask
 from .detect import (
     Detection,
     DetectionError,
@@ -61,9 +61,6 @@ KEYPOINT_SOURCES = ("file", "auto", "detect")
 MASK_SOURCES = ("rembg", "auto", "segmenter")
 SEGMENT_THRESHOLD = 0.5
 """Person probability above which a pixel of the segmenter's map is foreground."""
-
-ITEM_ERRORS = (InputError, KeypointError, BackgroundRemovalError, OSError, torch.OutOfMemoryError)
-"""Errors that fail one image; the batch goes on."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +239,8 @@ def detection_files(item: Item, stem: str) -> dict[str, bytes]:
 
 @dataclass
 class BatchReport:
-    """Result of :func:`run_folder`: images done, skipped (outputs present) and failed."""
+    """Result of :func:`run_folder`: images done, skipped (outputs present) and failed (with the
+    failure's one line, which names the file)."""
 
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
@@ -253,6 +251,22 @@ class BatchReport:
         return not self.failed
 
 
+def _run_image(
+    predictor: Predictor,
+    reader: InputReader,
+    path: Path,
+    stem: str,
+    out_dir: str | os.PathLike,
+    options: OutputOptions,
+) -> tuple[Item, float]:
+    """Read, predict and write one image (all its files at once); returns the item and the
+    forward time in seconds."""
+    item = reader.read(path)
+    pred = predictor.predict(item.image, item.keypoints, item.mask, os.fspath(path))
+    write_files(out_dir, prediction_files(pred, stem, options) | detection_files(item, stem))
+    return item, pred.seconds
+
+
 def run_folder(
     predictor: Predictor,
     images: Sequence[Path] | str | os.PathLike,
@@ -261,13 +275,16 @@ def run_folder(
     options: OutputOptions | None = None,
     skip_existing: bool = False,
     progress: bool = True,
+    debug: bool = False,
 ) -> BatchReport:
     """Run the Predictor on every image and write the outputs (:func:`output_names`, plus the
     detected keypoints, :func:`detection_files`).
 
-    A bad image (or keypoint, mask, detector, rembg problem) is logged with its file and the
-    reason and leaves no output file; the others go on. An image with the stem of an earlier one
-    (``a.png``, ``a.jpg``) fails too, instead of overwriting that one's outputs.
+    Each image is isolated (:func:`utils.batch.run_item`): a bad image (or keypoint, mask,
+    detector, rembg problem), and any unexpected exception while it is read, predicted or written,
+    is logged as one line with its file and the reason and leaves no output file; the others go
+    on. An image with the stem of an earlier one (``a.png``, ``a.jpg``) fails too, instead of
+    overwriting that one's outputs.
 
     Args:
         predictor: the model.
@@ -277,6 +294,7 @@ def run_folder(
         options: what to write (default :class:`OutputOptions`).
         skip_existing: skip images whose outputs all exist.
         progress: show a tqdm bar.
+        debug: log the traceback of each failed image too.
     """
     options = options or OutputOptions()
     reader = InputReader(inputs)
@@ -296,22 +314,24 @@ def run_folder(
             if skip_existing and all((Path(out_dir) / n).is_file() for n in names):
                 report.skipped.append(path)
                 continue
-            try:
-                item = reader.read(path)
-                pred = predictor.predict(item.image, item.keypoints, item.mask, os.fspath(path))
-                files = prediction_files(pred, stem, options) | detection_files(item, stem)
-                write_files(out_dir, files)
-            except ITEM_ERRORS as exc:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.error("FAILED %s: %s", path, message)
-                report.failed.append((path, message))
+            failures: list[tuple[str, str]] = []
+            result = run_item(
+                path,
+                partial(_run_image, predictor, reader, path, stem, out_dir, options),
+                failures,
+                debug=debug,
+                logger=log,
+            )
+            if result is None:
+                report.failed.append((path, failures[0][1]))
                 continue
+            item, seconds = result
             log.info(
                 "%s: keypoints %s, mask %s, forward %.1f s",
                 path.name,
                 item.keypoint_source,
                 item.mask_source,
-                pred.seconds,
+                seconds,
             )
             report.done.append(path)
     finally:

@@ -1,8 +1,9 @@
 """Meshing many point-cloud files: one file per task, optionally in parallel processes.
 
 A file that cannot be meshed (unreadable or empty PLY, too few points, an empty surface, an
-unwritable output) is reported with the reason and the batch goes on; nothing is written for it
-(outputs are written atomically).
+unwritable output, or any unexpected exception while it is meshed) is reported as one line with
+the file and the reason (:func:`utils.batch.failure_line`) and the batch goes on; nothing is written
+for it (outputs are written atomically).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import time
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -19,11 +21,9 @@ from pathlib import Path
 
 from meshing.io import MESH_FORMATS, PointCloudError, read_point_cloud, write_mesh
 from meshing.poisson import MeshingError, PoissonOptions, reconstruct
+from utils.batch import failure_line
 
 log = logging.getLogger(__name__)
-
-ITEM_ERRORS = (PointCloudError, MeshingError, OSError, RuntimeError)
-"""What fails one file and not the batch (Open3D reports its own errors as RuntimeError)."""
 
 
 @dataclass
@@ -109,12 +109,13 @@ def mesh_file(
 
 def _task(
     src: Path, dst: Path, options: PoissonOptions, file_normals: bool
-) -> tuple[str | None, dict[str, float]]:
-    """One file (in a worker): (None, stats) on success, else (the error message, {})."""
+) -> tuple[str | None, str, dict[str, float]]:
+    """One file (in a worker): ``(None, "", stats)`` on success, else ``(the failure's line, its
+    traceback, {})``; any exception fails this file only."""
     try:
-        return None, mesh_file(src, dst, options, file_normals)
-    except ITEM_ERRORS as e:
-        return (str(e) if str(src) in str(e) else f"{src}: {e}"), {}
+        return None, "", mesh_file(src, dst, options, file_normals)
+    except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, ends only that file
+        return failure_line(src, e), "".join(traceback.format_exception(e)).rstrip(), {}
 
 
 def run_batch(
@@ -124,6 +125,7 @@ def run_batch(
     jobs: int = 1,
     skip_existing: bool = False,
     file_normals: bool = True,
+    debug: bool = False,
 ) -> BatchReport:
     """Mesh every input to its output; failures are reported, the batch goes on.
 
@@ -133,6 +135,7 @@ def run_batch(
         jobs: parallel processes (each holds one cloud and its octree: ~1.5 GB at 2048²).
         skip_existing: leave inputs whose output exists alone.
         file_normals: use normals stored in the PLYs.
+        debug: log the traceback of each failed file too.
     """
     report = BatchReport()
     todo = []
@@ -141,7 +144,7 @@ def run_batch(
             report.skipped.append(src)
         else:
             todo.append((src, dst))
-    results: dict[Path, tuple[str | None, dict[str, float]]] = {}
+    results: dict[Path, tuple[str | None, str, dict[str, float]]] = {}
     if jobs <= 1 or len(todo) <= 1:
         for src, dst in todo:
             results[src] = _task(src, dst, options, file_normals)
@@ -154,9 +157,10 @@ def run_batch(
                 try:
                     results[futures[future]] = future.result()
                 except BrokenProcessPool:
-                    results[futures[future]] = "the worker process died (out of memory?)", {}
+                    src = futures[future]
+                    results[src] = f"{src}: the worker process died (out of memory?)", "", {}
     for src, dst in todo:
-        message, stats = results[src]
+        message, trace, stats = results[src]
         if message is None:
             flipped = " (was inside out: flipped)" if stats["flipped"] else ""
             log.info(
@@ -165,6 +169,8 @@ def run_batch(
             )
             report.done.append(src)
         else:
-            log.error("%s", message)
+            log.error("FAILED %s", message)
+            if debug and trace:
+                log.error("%s", trace)
             report.failed.append((src, message))
     return report

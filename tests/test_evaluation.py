@@ -344,8 +344,11 @@ def test_cli_batch_reports_failures_and_continues(tmp_path: Path) -> None:
     args += ["--out", str(out), "--num_samples", "20000", "--normal_res", "64"]
     r = run_cli(*args, "--save_normals", str(panels))
     assert r.returncode == 1, r.stderr
-    assert "broken: " in r.stderr and "broken_front.obj" in r.stderr
-    assert "orphan: no ground-truth mesh" in r.stderr
+    failed_lines = [line for line in r.stderr.splitlines() if "FAILED" in line]
+    assert len(failed_lines) == 2, r.stderr  # one line per bad item, no traceback
+    assert "Traceback" not in r.stderr
+    assert "broken_front.obj: " in failed_lines[0]
+    assert "orphan_front.obj: no ground-truth mesh named 'orphan'" in failed_lines[1]
     report = json.loads(out.read_text())
     assert set(report["items"]) == {"a", "b"} and set(report["failed"]) == {"broken", "orphan"}
     assert report["distance_unit"] == "cm"

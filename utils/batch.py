@@ -46,14 +46,18 @@ def add_debug_argument(parser: argparse.ArgumentParser) -> None:
 def failure_line(item: str | os.PathLike, exc: BaseException) -> str:
     """One line naming the item and what went wrong.
 
-    A :class:`BadInputError` whose message names a file keeps its message; anything else is
-    ``<item>: <ExceptionType>: <first line of the message>``.
+    A :class:`BadInputError` whose message starts with a file name (``"<file>: <problem>"``, the
+    readers' convention: the text before the first ``": "`` holds a ``/`` or a ``.``) keeps its
+    first line, since that file may be the item's keypoints or mask rather than the item;
+    anything else becomes ``<item>: <first line>`` for a BadInputError and
+    ``<item>: <ExceptionType>: <first line>`` for any other exception.
     """
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     name = os.fspath(item)
     if isinstance(exc, BadInputError) and first:
-        return first if name in first or os.path.basename(name) in first else f"{name}: {first}"
+        head = first.split(": ", 1)[0] if ": " in first else ""
+        return first if ("/" in head or "." in head or head == name) else f"{name}: {first}"
     kind = type(exc).__name__
     return f"{name}: {kind}: {first}" if first else f"{name}: {kind}"
 

@@ -43,6 +43,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 _FILE_MODE = _file_mode()
 
 
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder ``path`` (with its parents) and check that a file can be written
+    in it, so a batch tool stops before its first item rather than failing every item.
+
+    Raises:
+        OSError: the folder cannot be created or written; the message names it.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from exc
+    return path
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an OpenCV image (BGR uint8, or single-channel uint8/uint16) atomically.
 
