@@ -43,13 +43,14 @@ from models.parts import PART_NETS
 from models.precision import autocast, check_precision
 from utils.camera import REFERENCE_RES
 from utils.keypoints import (
+    KEYPOINT_NPY_KINDS,
     NUM_KEYPOINTS,
     KeypointError,
     pad_and_scale_keypoints,
     part_matrices,
 )
 
-from .background import RembgMasker, alpha_mask
+from .background import RembgMasker, alpha_mask, check_silhouette
 from .io import (
     InputError,
     check_image_size,
@@ -73,6 +74,11 @@ PART_SAVED = tuple(name for name, _, _ in PART_NETS)
 """Part nets whose first crop is saved in ``normal_parts/`` (as the authors)."""
 _WIDTH_PROBE = ("img2normal_down.Conv1.conv.0.weight", 64)
 """A weight whose output channels are 64 at width 1.0: a state dict's width without ``args``."""
+MAX_CHECKPOINT_RES = 8192
+"""Largest working resolution a checkpoint's ``args`` may name (4x the authors' 2048); it must
+also be a positive multiple of 64 (the model's downsampling)."""
+MAX_CHECKPOINT_WIDTH = 4.0
+"""Largest channel multiplier a checkpoint may name or imply (the authors' model is 1.0)."""
 
 
 @dataclass
@@ -152,9 +158,30 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         return state, {}
     try:
         parsed = json.loads(args)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"{source}: its 'args' entry is not JSON ({exc})") from exc
     return state, parsed if isinstance(parsed, dict) else {}
+
+
+def _checkpoint_res(value: object, source: str) -> int:
+    """A working resolution named by a checkpoint, checked (see :data:`MAX_CHECKPOINT_RES`)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value % 64:
+        raise CheckpointError(f"{source}: 'res' {value!r} in its args is no multiple of 64")
+    if not 0 < value <= MAX_CHECKPOINT_RES:
+        raise CheckpointError(
+            f"{source}: 'res' {value} in its args is not in 64..{MAX_CHECKPOINT_RES}"
+        )
+    return value
+
+
+def _checkpoint_width(value: object, source: str) -> float:
+    """A channel multiplier named or implied by a checkpoint, checked (see
+    :data:`MAX_CHECKPOINT_WIDTH`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CheckpointError(f"{source}: width {value!r} is not a number")
+    if not 0 < value <= MAX_CHECKPOINT_WIDTH:  # also refuses NaN
+        raise CheckpointError(f"{source}: width {value} is not in (0, {MAX_CHECKPOINT_WIDTH:g}]")
+    return float(value)
 
 
 def load_phase2_model(
@@ -167,7 +194,8 @@ def load_phase2_model(
     is 2048.
 
     Raises:
-        CheckpointError: unreadable, a phase-1 checkpoint, or weights that do not fit.
+        CheckpointError: unreadable, a phase-1 checkpoint, ``res`` or ``width`` in its ``args``
+            that no model can have, or weights that do not fit.
     """
     source = os.fspath(checkpoint)
     state, args = read_checkpoint(source)
@@ -180,9 +208,15 @@ def load_phase2_model(
         )
     if width is None:
         probe, channels = _WIDTH_PROBE
-        width = args.get("width") or (state[probe].shape[0] / channels if probe in state else 1.0)
-    res = res or args.get("res") or REFERENCE_RES
-    model = build_model(phase=2, res=int(res), width=float(width))
+        if args.get("width") is not None:
+            width = _checkpoint_width(args["width"], source)
+        elif probe in state and state[probe].ndim > 0:
+            width = _checkpoint_width(state[probe].shape[0] / channels, source)
+        else:
+            width = 1.0
+    if res is None:
+        res = _checkpoint_res(args["res"], source) if args.get("res") is not None else None
+    model = build_model(phase=2, res=int(res or REFERENCE_RES), width=float(width))
     load_state_dict_strict(model, state, source)
     return model
 
@@ -277,9 +311,14 @@ def prepare_input(
         raise InputError(f"{source}: {image.shape[2]} channels (3 or 4 expected)")
     h, w = image.shape[:2]
     check_image_size(h, w, source)
-    keypoints = np.asarray(keypoints, dtype=np.float64)
+    keypoints = np.asarray(keypoints)
+    if keypoints.dtype.kind not in KEYPOINT_NPY_KINDS:  # the imaginary part would be dropped
+        raise KeypointError(f"{source}: keypoints must be real numbers, got {keypoints.dtype}")
+    keypoints = keypoints.astype(np.float64)
     if keypoints.shape != (NUM_KEYPOINTS, 3):
         raise KeypointError(f"{source}: keypoints must be (31, 3), got {keypoints.shape}")
+    if not np.all(np.isfinite(keypoints)):
+        raise KeypointError(f"{source}: non-finite keypoint values")
     check_keypoints_in_image(keypoints, h, w, source)
     if mask is not None and mask.shape != (h, w):
         raise InputError(f"{source}: mask is {mask.shape[::-1]} but the image is {(w, h)}")
@@ -368,11 +407,13 @@ class Predictor:
                 without either, rembg computes one.
             source: the image's name for error messages.
         Raises:
-            InputError, KeypointError (incl. PartPlacementError), BackgroundRemovalError.
+            InputError, KeypointError (incl. PartPlacementError), BackgroundRemovalError,
+            SilhouetteError (:func:`inference.background.check_silhouette`).
         """
         prep = prepare_input(image, keypoints, self.res, mask, source)
         fg = prep.mask if prep.mask is not None else self.masker(prep.rgb, source)
         rgb, kp = prep.rgb, prep.keypoints
+        check_silhouette(fg, kp, source)
         theta_t = torch.from_numpy(prep.theta)[None].to(self.device)
         x = self.model_input(rgb, fg).to(self.device)
 
