@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch
+
 from models.model_2k2k import CHECKPOINT_GROUPS
-from models.precision import PRECISIONS
+from models.precision import PRECISIONS, check_cpu_precision
 from training.loop import train
 
 
@@ -152,6 +154,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    on_cpu = args.device == "cpu" or not torch.cuda.is_available()  # init_distributed's choice
+    check_cpu_precision(args.precision, "cpu" if on_cpu else "cuda", logging.getLogger("train"))
     metrics = train(args)
     if metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from bench.common import cpu_line
 from datasets import ReconDataset, collate_skip_none, find_backgrounds
 from render.training_set import build_synthetic_training_set
 
@@ -194,6 +195,7 @@ def main(args: argparse.Namespace) -> None:
         f"(p = {train.background_prob}); {args.samples} timed samples per row, cv2 threads "
         f"{cv2.getNumThreads()}, files in the page cache (disk reads not measured)"
     )
+    print(cpu_line(args.threads))
     rows: list[tuple[str, dict[str, float]]] = [
         ("in-process, validation (no augmentation; baseline)", in_process(val, args.samples, 2)),
         ("in-process, training (one worker's work, no IPC)", in_process(train, args.samples, 2)),

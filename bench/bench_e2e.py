@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import torch
 
-from bench.common import base_parser, peak_rss_gb, run_children
+from bench.common import base_parser, cpu_line, peak_rss_gb, run_children
 from inference.io import write_files
 from inference.predictor import OutputOptions, Predictor, prediction_files
 from meshing.batch import mesh_file
@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> None:
     print(
         f"one image end to end, res {args.res}, {args.threads} threads, torch {torch.__version__}"
     )
+    print(cpu_line(args.threads))
     keys = ("load_s", "read_s", "predict_s", "write_s", "poisson_s", "total_s", "peak_rss_gb")
     print(f"{'config':10s}" + "".join(f"{k:>13s}" for k in keys))
     for r in rows:

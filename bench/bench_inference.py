@@ -35,7 +35,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from bench.common import base_parser, fixture_theta, peak_rss_gb, run_children
+from bench.common import base_parser, cpu_line, fixture_theta, peak_rss_gb, run_children
 from bench.naive_parts import (
     blend,
     centre_windows,
@@ -262,6 +262,7 @@ def main(args: argparse.Namespace) -> None:
         f"{args.repeat} run(s) per process, best of {args.rounds} round(s), "
         f"torch {torch.__version__}"
     )
+    print(cpu_line(args.threads))
     print(
         f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}"

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from bench.common import base_parser, fixture_theta, peak_rss_gb, run_children
+from bench.common import base_parser, cpu_line, fixture_theta, peak_rss_gb, run_children
 from bench.naive_parts import naive_crops, naive_merge
 from models.parts import (
     PART_NETS,
@@ -77,6 +77,7 @@ def main(args: argparse.Namespace) -> None:
         f"part crops (image + guide) + blend weights + merge, res {args.res}, "
         f"{args.threads} threads"
     )
+    print(cpu_line(args.threads))
     header = ("config", "time [s]", "peak RSS [GB]", "added [GB]", "checksum")
     print("{:8s} {:>9s} {:>14s} {:>11s} {:>16s}".format(*header))
     for r in rows:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench.common import MM_PER_D, iou, prediction_difference
+from bench.common import MM_PER_D, cpu_line, iou, prediction_difference
 from inference.batch import segmenter_mask
 from inference.detect import KeypointDetector, draw_overlay
 from inference.io import image_stem, list_images, read_image
@@ -222,6 +222,7 @@ def main(args: argparse.Namespace) -> None:
         f"{np.median(t_native):.3f} s; {args.time_res}x{args.time_res} median "
         f"{np.median(t_big):.3f} s"
     )
+    print(cpu_line())
     summary = {
         "photos": len(photos),
         "keypoint_groups": {

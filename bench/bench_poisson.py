@@ -46,7 +46,7 @@ import open3d as o3d
 import trimesh
 import trimesh.remesh
 
-from bench.common import peak_rss_gb
+from bench.common import cpu_line, peak_rss_gb
 from evaluation.geometry import SurfaceQuery, mesh_metrics, sample_surface
 from inference.pointcloud import colored_point_cloud, write_ply
 from meshing import AUTHORS_OPTIONS, PoissonOptions, read_point_cloud, reconstruct, write_mesh
@@ -245,6 +245,7 @@ def main(args: argparse.Namespace) -> None:
             f"points{' with side filling' if args.side_fill else ''}, noise {args.noise_mm} mm, "
             f"wrinkles {args.wrinkles_mm} mm, {args.threads} threads"
         )
+        print(cpu_line(args.threads))
         rows = []
         for config in args.configs:
             cmd = [sys.executable, "-m", "bench.bench_poisson", "--child", config, "--work", tmp]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import MM_PER_D, prediction_difference
+from bench.common import MM_PER_D, cpu_line, prediction_difference
 from inference import Prediction, Predictor
 from inference.io import image_stem, list_images, read_image
 from models.precision import PRECISIONS
@@ -42,6 +42,7 @@ def demo_items() -> list[tuple[str, np.ndarray, np.ndarray]]:
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     checkpoint, items = ROOT / "checkpoints" / "demo_w025_512.pt", demo_items()
+    print(cpu_line(args.threads))
     preds: dict[str, list[Prediction]] = {}
     for precision in ("fp32", *args.precisions):
         predictor = Predictor(checkpoint, device=args.device, precision=precision)

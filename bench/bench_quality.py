@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.common import cpu_line
 from evaluation.geometry import scan_ground_truth
 from inference.demo import evaluate_against_scan
 from inference.pointcloud import colored_point_cloud
@@ -296,6 +297,7 @@ def main(args: argparse.Namespace) -> None:
         f"\n{len(items)} items, checkpoint {args.checkpoint}, yaw {args.yaw}, "
         f"meshed depth: {args.depth_source}"
     )
+    print(cpu_line(args.threads))
     print(format_table(summary))
     m = summary[args.variants[0]]
     print(

@@ -36,7 +36,7 @@ import numpy as np
 import trimesh
 import trimesh.remesh
 
-from bench.common import peak_rss_gb
+from bench.common import cpu_line, peak_rss_gb
 from render.layout import DEFAULT_YAWS
 from render.mesh import Scan, load_scan
 from render.pipeline import RenderOptions, ScanRenderer
@@ -176,6 +176,7 @@ def main(args: argparse.Namespace) -> None:
             f"synthetic human: {len(human.vertices)} vertices, {len(human.faces)} faces, "
             f"res {args.res}"
         )
+        print(cpu_line())
         rows = []
         for config in args.configs:
             cmd = [sys.executable, "-m", "bench.bench_render", "--child", config]

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from bench.common import fixture_theta, peak_rss_gb
+from bench.common import cpu_line, fixture_theta, peak_rss_gb
 from models import build_model
 from models.losses import Loss2K2K
 from models.model_2k2k import CHECKPOINT_GROUPS
@@ -146,6 +146,7 @@ def main(args: argparse.Namespace) -> None:
         f"{args.device}, {args.threads} threads; peak = "
         + ("max_memory_allocated" if args.device.startswith("cuda") else "process peak RSS")
     )
+    print(cpu_line(args.threads))
     print(f"{'config':14s} {'s / step':>9s} {'peak [GB]':>10s} {'vs fp32':>8s} {'loss':>9s}")
     base = {r["config"][:2]: r for r in rows if r["config"].endswith("fp32") and "peak_gb" in r}
     for r in rows:

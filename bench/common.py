@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: fixture inputs, peak memory, one process per configuration."""
+"""Shared pieces of the benchmarks: fixture inputs, peak memory, one process per configuration,
+the CPU line every benchmark prints beside its figures."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 import numpy as np
 import torch
 
+from models.precision import cpu_facts, probe_slowdown
+
 MM_PER_D = 570.0
 """Millimetres per depth unit at a person's size (the demo people's mean), for reporting."""
 THETA_FIXTURE = os.path.join(
@@ -23,6 +26,15 @@ def fixture_theta() -> torch.Tensor:
     """[1, 12, 2, 3] part matrices of the embedded synthetic case. They are in normalised
     coordinates, so they place the parts sensibly at any resolution."""
     return torch.from_numpy(np.load(THETA_FIXTURE))[None]
+
+
+def cpu_line(threads: int | None = None) -> str:
+    """``"CPU: <name>, <capability>, <bf16 / fp16 flags>; probe vs fp32: bf16 0.26x, fp16 1.81x;
+    2 threads"``: what the figures beside it were measured on (:func:`models.precision.cpu_facts`,
+    :func:`models.precision.probe_slowdown`); ``threads`` default torch's current number."""
+    probe = ", ".join(f"{p} {probe_slowdown(p):.2f}x" for p in ("bf16", "fp16"))
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"CPU: {cpu_facts().summary()}; probe vs fp32: {probe}; {threads} threads"
 
 
 def peak_rss_gb() -> float:

@@ -1,8 +1,8 @@
 """Convolution throughput of this CPU (or GPU) per precision: the floor under the model's time.
 
 Times the convolution shapes of the 2K2K networks (a refinement tile is 264² at 2048) in float32
-and under bf16 autocast, channels_last, best of ``--repeat`` after a warm-up, and prints GFLOP/s
-(2 x multiply-adds).
+and under bf16 and fp16 autocast, channels_last, best of ``--repeat`` after a warm-up, and prints
+GFLOP/s (2 x multiply-adds) under the CPU line (:func:`bench.common.cpu_line`).
 
 Usage:
     python -m bench.conv_rate
@@ -17,10 +17,13 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench.common import cpu_line
 from models.precision import autocast
 
 SHAPES = ((6, 32, 3), (64, 32, 3), (64, 64, 3), (128, 64, 3), (6, 64, 3), (64, 64, 1), (64, 3, 1))
 """(C_in, C_out, kernel) of the networks' convolutions."""
+RATE_PRECISIONS = ("fp32", "bf16", "fp16")
+"""The columns: float32 and the two autocast types of ``--precision``."""
 
 
 def gflops(c_in: int, c_out: int, k: int, args: argparse.Namespace, precision: str) -> float:
@@ -58,10 +61,11 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     print(f"conv2d at {args.size}², {args.device}, {args.threads} threads: GFLOP/s")
-    print(f"{'C_in -> C_out, k':<18} {'fp32':>8} {'bf16':>8}")
+    print(cpu_line(args.threads))
+    print(f"{'C_in -> C_out, k':<18}" + "".join(f" {p:>8}" for p in RATE_PRECISIONS))
     for c_in, c_out, k in SHAPES:
-        rates = [gflops(c_in, c_out, k, args, p) for p in ("fp32", "bf16")]
-        print(f"{f'{c_in} -> {c_out}, {k}x{k}':<18} {rates[0]:8.1f} {rates[1]:8.1f}")
+        rates = [gflops(c_in, c_out, k, args, p) for p in RATE_PRECISIONS]
+        print(f"{f'{c_in} -> {c_out}, {k}x{k}':<18}" + "".join(f" {r:8.1f}" for r in rates))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import cpu_line
 from models import build_model
 from models.losses import Loss2K2K
 from models.parity import build_recipe_model, case_inputs, compare_case, run_case
@@ -204,6 +205,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     device = torch.device(args.device)
     cuda = device.type == "cuda" and torch.cuda.is_available()
+    print(cpu_line())
     failed = []
     for section in args.sections:
         if section in ("parity", "forward") and not cuda:

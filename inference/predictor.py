@@ -40,7 +40,7 @@ from models import CheckpointError, Model2K2K, build_model
 from models.checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint_file
 from models.losses import get_normal
 from models.parts import PART_NETS
-from models.precision import autocast, check_precision
+from models.precision import autocast, check_cpu_precision, check_precision
 from utils.camera import REFERENCE_RES
 from utils.keypoints import (
     KEYPOINT_NPY_KINDS,
@@ -348,6 +348,8 @@ class Predictor:
             ``"predicted"`` (also require the refined mask > 0.5); see :func:`postprocess_depth`.
         precision: ``"fp32"`` (default, the authors' numbers), ``"bf16"`` or ``"fp16"``: the
             forward under ``torch.autocast`` with that type (CPU or CUDA); outputs are float32.
+            On a CPU that runs it slower than fp32, a warning says so
+            (:func:`models.precision.check_cpu_precision`).
     """
 
     def __init__(
@@ -382,6 +384,7 @@ class Predictor:
         self.jitter = JitterParams(JITTER_OPS, color_factor, color_factor, color_factor)
         self.depth_mask = depth_mask
         self.precision = precision
+        check_cpu_precision(precision, self.device, log)  # a warning if slower than fp32 here
 
     def model_input(self, rgb: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
         """[1, 3, res, res] float32 in [-1, 1]: background black, colour transform, normalised."""
