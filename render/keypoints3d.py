@@ -24,6 +24,7 @@ Stored per view: ``(31, 3)`` float32 rows ``(u, v, 1)``, ``(0, 0, 0)`` for a mis
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -34,15 +35,13 @@ import cv2
 import numpy as np
 
 from render.layout import view_files, view_name
-from render.pipeline import RenderReport, run_items
+from render.pipeline import RenderReport, encode_png, run_items, write_item_files
 from utils.camera import ScanTransform, project, view_rotation
-from utils.fileio import write_image, write_npy
 from utils.keypoints import (
     BODY25_INDEX,
     HAND_PIP_INDEX,
     KEYPOINT_NAMES,
     NUM_KEYPOINTS,
-    KeypointError,
     load_openpose_json,
 )
 from utils.scans import RenderInputError, scan_transform
@@ -305,7 +304,8 @@ def write_item_keypoints(
         False when every file already existed (nothing done).
     Raises:
         RenderInputError / KeypointError: missing or bad inputs, views not rendered or at another
-            resolution, joints outside the scan (nothing is written for the item).
+            resolution, joints outside the scan. Whatever fails, nothing of this call is left on
+            disk for the item (every view is computed before the first file is written).
     """
     views = [(yaw, view_files(data_path, data_name, name, yaw)) for yaw in yaws]
     todo = [
@@ -350,9 +350,13 @@ def write_item_keypoints(
                 f"keypoints asked for {res}x{res} (use the --res of render.py)"
             )
         images.append(image)
+    outputs: dict[Path, bytes] = {}
     for (_, files), image, kp in zip(todo, images, results, strict=True):
-        write_npy(files.keypoint, kp)
-        write_image(files.keypoint_sample, keypoint_overlay(image, kp))
+        buf = io.BytesIO()
+        np.save(buf, kp)
+        outputs[files.keypoint] = buf.getvalue()
+        outputs[files.keypoint_sample] = encode_png(keypoint_overlay(image, kp))
+    write_item_files(outputs)
     return True
 
 
@@ -361,14 +365,16 @@ def keypoint_dataset(
     data_name: str,
     items: Sequence[str],
     progress: bool = True,
+    debug: bool = False,
     **options: object,
 ) -> RenderReport:
     """:func:`write_item_keypoints` for every item (``options`` are its keyword arguments); an
-    item that fails is reported and the batch goes on."""
+    item that fails, whatever the exception, is one line in the report (traceback logged with
+    ``debug``) and the batch goes on."""
     return run_items(
         items,
         lambda item: write_item_keypoints(data_path, data_name, item, **options),
         f"keypoints {data_name}",
-        errors=(RenderInputError, KeypointError),
         progress=progress,
+        debug=debug,
     )

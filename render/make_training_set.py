@@ -6,19 +6,23 @@ Run from the repository root as a module::
 
 This runs ``make_synthetic``, ``render`` and ``render_keypoint`` for the ``ANNY`` data set and
 splits ``list/ANNY_all.txt`` by item (the last ``--val_items`` items are validation). Whatever is
-already on disk is skipped, so an interrupted build resumes. Headless OpenGL: set
-``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts).
+already on disk is skipped, so an interrupted build resumes. A human that fails at any step is one
+line ``FAILED <file or item>: <problem>`` (``--debug``: with its traceback) and is left out of the
+lists; the others are built, the failures are listed again at the end and the exit status is 1.
+Headless OpenGL: set ``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from render.layout import DEFAULT_YAWS
 from render.pipeline import positive_int
 from render.training_set import build_synthetic_training_set
+from utils.batch import add_debug_argument
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -31,12 +35,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
     p.add_argument("--seed", type=int, default=0, help="seed of the humans and render lights")
     p.add_argument("--val_items", type=int, default=1, help="items (all views) for validation")
+    add_debug_argument(p)
     return p
 
 
 def main(args: argparse.Namespace) -> None:
-    """Build the set and print the two list files."""
+    """Build the set, print the two list files and the failed humans (exit status 1 if any)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    failures: list[tuple[str, str]] = []
     try:
         train, val = build_synthetic_training_set(
             args.data_path,
@@ -45,11 +51,19 @@ def main(args: argparse.Namespace) -> None:
             yaws=args.yaws,
             seed=args.seed,
             val_items=args.val_items,
+            failures=failures,
+            debug=args.debug,
         )
-    except ValueError as e:  # RenderInputError included
+    except (ValueError, OSError) as e:  # whole-run errors (RenderInputError included)
+        for _, line in failures:
+            print(f"FAILED {line}", file=sys.stderr)
         raise SystemExit(f"error: {e}") from e
     for path in (train, val):
         print(f"wrote {path} ({len(path.read_text().splitlines())} lines)")
+    for _, line in failures:  # each line names its file or item
+        print(f"FAILED {line}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ vertex-coloured mesh plus the transform that was applied, so 3D joints can be pu
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 import trimesh
 import trimesh.remesh
 
@@ -61,6 +63,40 @@ def sample_texture(texture_rgb: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return texture_rgb[h - 1 - row, col]
 
 
+MAX_TEXTURE_PIXELS = 2 * 8192 * 8192
+"""Largest texture read, in pixels: twice RenderPeople's 8K textures (``*_dif_8k.jpg``), 400 MB
+as BGR. A file whose header claims more is refused before it is decoded (a corrupt or hostile
+header must not make OpenCV allocate gigabytes)."""
+
+
+def read_texture(path: Path) -> np.ndarray:
+    """[H, W, 3] uint8 BGR texture, its size checked from the header before decoding.
+
+    Raises:
+        RenderInputError: missing, unreadable, or larger than :data:`MAX_TEXTURE_PIXELS`.
+    """
+    try:
+        with warnings.catch_warnings(), PIL.Image.open(path) as image:
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            width, height = image.size
+    except PIL.Image.DecompressionBombError:
+        width = height = MAX_TEXTURE_PIXELS  # PIL's own limit is above ours: too large
+    except (OSError, ValueError):  # not an image PIL knows: OpenCV decides below
+        width = height = 0
+    if width * height > MAX_TEXTURE_PIXELS:
+        raise RenderInputError(
+            f"{path}: texture of {width}x{height} pixels, more than {MAX_TEXTURE_PIXELS} "
+            "(corrupt header, or downscale it)"
+        )
+    try:
+        texture = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # OpenCV's own size limit, among others
+        raise RenderInputError(f"{path}: unreadable texture ({e.err})") from e
+    if texture is None:
+        raise RenderInputError(f"{path}: texture missing or not a readable image")
+    return texture
+
+
 def load_textured_obj(
     obj_path: Path, texture_path: Path, subdivide: bool = True
 ) -> trimesh.Trimesh:
@@ -79,9 +115,9 @@ def load_textured_obj(
         raise RenderInputError(f"{obj_path}: mesh has no faces")
     if not (ft >= 0).any():
         raise RenderInputError(f"{obj_path}: no face has texture coordinates (vt) to colour it")
-    texture = cv2.imread(str(texture_path), cv2.IMREAD_COLOR)
-    if texture is None:
-        raise RenderInputError(f"{texture_path}: texture missing or not a readable image")
+    if not np.isfinite(t).all():
+        raise RenderInputError(f"{obj_path}: non-finite texture coordinates (vt)")
+    texture = read_texture(texture_path)
     corner_v, corner_t = fv.reshape(-1), ft.reshape(-1)
     has_uv = corner_t >= 0
     corner_v, corner_t = corner_v[has_uv], corner_t[has_uv]
@@ -108,13 +144,20 @@ def load_scan(
 ) -> Scan:
     """Load, colour and normalise one item (facts §6.4, §6.5).
 
+    Vertices no face uses are dropped, as the authors' processed trimesh does (they are not drawn,
+    and one far away would otherwise stretch the depth range a view is checked against).
+
     Raises:
         RenderInputError: missing or unreadable mesh, texture or SMPL-X parameters, empty or
             degenerate mesh, unknown dataset name. The message names the file or item.
     """
     mesh, transform, facing = read_scan(data_path, data_name, name, mesh_format, load_textured_obj)
     colors = np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)
+    used, faces = np.unique(np.asarray(mesh.faces), return_inverse=True)
     normalized = trimesh.Trimesh(
-        transform.apply(mesh.vertices), mesh.faces, vertex_colors=colors, process=False
+        transform.apply(np.asarray(mesh.vertices)[used]),
+        faces.reshape(-1, 3),
+        vertex_colors=colors[used],
+        process=False,
     )
     return Scan(name=name, data_name=data_name, mesh=normalized, transform=transform, facing=facing)

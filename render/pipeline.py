@@ -1,22 +1,29 @@
 """Render scans into the training layout: depth, NOSHADING and SHADED images per view.
 
 The unit of work is one item (scan): it is loaded once, its acceleration structure and OpenGL mesh
-are built once, and every missing view is rendered. Views whose files all exist are skipped, so an
-interrupted run resumes; every file is written atomically. Each view draws its lights from its own
-seed (dataset seed, item, view), so a resumed or sharded run renders exactly what one run would.
+are built once, and every missing view is rendered and encoded in memory; only then are the item's
+files written, each atomically (:mod:`utils.fileio`). An item that fails anywhere (bad scan, a view
+that cannot be encoded, an unexpected exception, a failed write) leaves nothing of this run under
+its name (what it had written is removed) and the batch goes on (:func:`utils.batch.run_item`).
+Views whose files all exist are skipped, so an interrupted run resumes: a killed run leaves whole
+files (and at most stray ``.*.tmp`` files nothing reads), and a view with a file missing is
+rendered again. Each view draws its lights from its own seed (dataset seed, item, view), so a
+resumed or sharded run writes byte for byte what one run would.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -24,8 +31,9 @@ from render.layout import DEFAULT_YAWS, list_line, list_path, view_files, view_n
 from render.mesh import Scan, load_scan
 from render.raycast import RayCaster
 from render.shading import ShadedRenderer, gl_platform
+from utils.batch import run_item
 from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
-from utils.fileio import write_image, write_json, write_text
+from utils.fileio import atomic_write_bytes, write_json, write_text
 from utils.scans import DATASETS, RenderInputError, list_items
 
 log = logging.getLogger(__name__)
@@ -60,7 +68,8 @@ class RenderOptions:
 
 @dataclass
 class RenderReport:
-    """Outcome of a batch: item names rendered, already complete, and failed (with the message)."""
+    """Outcome of a batch: item names rendered, already complete, and failed (item -> its one
+    line, :func:`utils.batch.failure_line`)."""
 
     rendered: list[str] = field(default_factory=list)
     complete: list[str] = field(default_factory=list)
@@ -83,6 +92,28 @@ def face_colors(scan: Scan) -> np.ndarray:
 def colour_image(colors: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 BGR image of hit-face colours from :func:`face_colors` (-1 = black)."""
     return colors[face_ids]
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an OpenCV image ([H, W, 3] uint8 BGR or [H, W] uint16)."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"OpenCV could not encode a {image.dtype} image of {image.shape} as PNG")
+    return buf.tobytes()
+
+
+def write_item_files(files: Mapping[Path, bytes]) -> None:
+    """Write one item's files, each atomically; if any write fails, remove those already written
+    (the item leaves nothing behind) and raise."""
+    written: list[Path] = []
+    try:
+        for path, data in files.items():
+            atomic_write_bytes(path, data)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 class ScanRenderer:
@@ -127,7 +158,12 @@ class ScanRenderer:
         """
         path = self.data_path / "list" / f"{self.data_name}_render.json"
         if path.is_file() and not self.options.overwrite:
-            earlier = json.loads(path.read_text())
+            try:
+                earlier = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise RenderInputError(
+                    f"{path}: unreadable settings record ({e}); remove it or use --overwrite"
+                ) from e
             if earlier != self.settings():
                 raise RenderInputError(
                     f"{path}: this data set was rendered with {earlier}, not {self.settings()}; "
@@ -160,24 +196,28 @@ class ScanRenderer:
         return self._shaders[projection]
 
     def render_item(self, item: str) -> bool:
-        """Render the missing views of one item; returns False when it was already complete.
+        """Render the missing views of one item, then write their files; returns False when it
+        was already complete.
 
         Raises:
-            RenderInputError: the scan cannot be loaded (nothing is written for it).
+            RenderInputError: the scan cannot be loaded or a view cannot be encoded. Whatever
+                fails, nothing of this call is left on disk for the item.
         """
         todo = self.missing_views(item)
         if not todo:
             return False
         scan = load_scan(self.data_path, self.data_name, item, self.options.mesh_format)
-        self.render_views(scan, todo)
+        write_item_files(self.render_views(scan, todo))
         return True
 
-    def render_views(self, scan: Scan, views: Sequence[tuple[str, int]]) -> None:
-        """Render and write the given (projection, yaw) views of a loaded scan.
+    def render_views(self, scan: Scan, views: Sequence[tuple[str, int]]) -> dict[Path, bytes]:
+        """Render the given (projection, yaw) views of a loaded scan, encoded, not written.
 
+        Returns:
+            The PNG bytes of each view's five files (:attr:`ViewFiles.image_files`) by path.
         Raises:
             RenderInputError: some view's ranges would not fit the depth PNG encoding (checked
-                for every view before anything is written).
+                for every view before anything is rendered).
         """
         caster = RayCaster(scan.mesh.vertices, scan.mesh.faces)
         for projection, yaw in views:
@@ -189,6 +229,7 @@ class ScanRenderer:
                 )
         res = self.options.res
         colors = face_colors(scan)
+        out: dict[Path, bytes] = {}
         for projection, yaw in views:
             rotation = scan.view_rotation(yaw)
             hits = caster.cast(res, rotation, ortho=projection == "ORTH")
@@ -202,11 +243,12 @@ class ScanRenderer:
             shaded = self._shader(projection).render(scan.mesh, rotation, rng)[:, :, ::-1].copy()
             shaded[depth_front == 0] = 0
             files = view_files(self.data_path, scan.data_name, scan.name, yaw, projection)
-            write_image(files.noshading_front, colour_image(colors, hits.front_face))
-            write_image(files.noshading_back, colour_image(colors, hits.back_face))
-            write_image(files.depth_back, depth_back)
-            write_image(files.depth_front, depth_front)
-            write_image(files.shaded, shaded)
+            out[files.noshading_front] = encode_png(colour_image(colors, hits.front_face))
+            out[files.noshading_back] = encode_png(colour_image(colors, hits.back_face))
+            out[files.depth_back] = encode_png(depth_back)
+            out[files.depth_front] = encode_png(depth_front)
+            out[files.shaded] = encode_png(shaded)
+        return out
 
     def close(self) -> None:
         for shader in self._shaders.values():
@@ -269,20 +311,20 @@ def run_items(
     items: Sequence[str],
     work: Callable[[str], bool],
     desc: str,
-    errors: tuple[type[Exception], ...] = (RenderInputError,),
     progress: bool = True,
+    debug: bool = False,
 ) -> RenderReport:
-    """Apply ``work(item)`` (True = done, False = already complete) to every item; an item that
-    raises one of ``errors`` is logged and reported, and the batch goes on."""
+    """Apply ``work(item)`` (True = done, False = already complete) to every item through
+    :func:`utils.batch.run_item`: an item that raises anything is one logged line (traceback with
+    ``debug``) in ``report.failed``, and the batch goes on."""
     report = RenderReport()
+    failures: list[tuple[str, str]] = []
     for item in tqdm(items, desc=desc, disable=not progress):
-        try:
-            done = work(item)
-        except errors as e:
-            log.error("skipping %s: %s", item, e)
-            report.failed[item] = str(e)
-            continue
-        (report.rendered if done else report.complete).append(item)
+        done = run_item(item, functools.partial(work, item), failures, debug=debug, logger=log)
+        if done is None:
+            report.failed[item] = failures[-1][1]
+        else:
+            (report.rendered if done else report.complete).append(item)
     return report
 
 
@@ -290,12 +332,16 @@ def render_dataset(
     renderer: ScanRenderer,
     items: Sequence[str],
     progress: bool = True,
+    debug: bool = False,
 ) -> RenderReport:
     """Render every item; a scan that fails is reported and the batch goes on.
 
     Raises:
         RenderInputError: the data set was rendered with other settings before
             (:meth:`ScanRenderer.check_settings`).
+        OSError: the settings record cannot be written (output folder not writable).
     """
     renderer.check_settings()
-    return run_items(items, renderer.render_item, f"render {renderer.data_name}", progress=progress)
+    return run_items(
+        items, renderer.render_item, f"render {renderer.data_name}", progress=progress, debug=debug
+    )

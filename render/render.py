@@ -12,9 +12,13 @@ render/render.py ...``, same arguments; see below)::
     # after a job array (shards do not write the list): rebuild list/<DS>_all.txt
     python -m render.render --data_path /data/2k2k --data_name RP --list_only
 
-Views that already exist are skipped (an interrupted run resumes). A scan that cannot be loaded is
-reported and the batch goes on; the exit status is 1 if any scan failed. Headless OpenGL: set
-``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts) or pass ``--gl_platform``.
+Views that already exist are skipped (an interrupted run, even one killed, resumes). A scan that
+fails, whatever the reason, is one line ``FAILED <file or item>: <problem>`` (``--debug``: with its
+traceback), nothing is written under its name, and the batch goes on; the failed scans are listed
+again at the end and the exit status is 1. Whole-run errors (arguments, a data set rendered with
+other settings, an output folder that cannot be written) stop the run before any scan. Headless
+OpenGL: set ``PYOPENGL_PLATFORM`` (``osmesa`` default, ``egl`` on GPU hosts) or pass
+``--gl_platform``.
 
 Run as a file, Python puts the script's own folder ``render/`` first on ``sys.path``, where this
 file rather than the package answers ``import render`` ("'render' is not a package"). So the file,
@@ -43,6 +47,7 @@ from render.pipeline import (  # noqa: E402 (after the re-execution above)
     selected_items,
     write_list,
 )
+from utils.batch import add_debug_argument  # noqa: E402 (after the re-execution above)
 from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
@@ -60,6 +65,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed of the light draws")
     p.add_argument("--list_only", action="store_true", help="only rebuild list/<DS>_all.txt")
     p.add_argument("--gl_platform", choices=("osmesa", "egl"), help="headless OpenGL back end")
+    add_debug_argument(p)
     return p
 
 
@@ -79,7 +85,7 @@ def main(args: argparse.Namespace) -> None:
             )
             renderer = ScanRenderer(args.data_path, args.data_name, options, args.gl_platform)
             try:
-                report = render_dataset(renderer, selected_items(args))
+                report = render_dataset(renderer, selected_items(args), debug=args.debug)
             finally:
                 renderer.close()
             print(
@@ -91,10 +97,10 @@ def main(args: argparse.Namespace) -> None:
             print("sharded run: rebuild the list with --list_only once every shard has finished")
         else:
             print(f"wrote {write_list(args.data_path, args.data_name, args.yaws)}")
-    except RenderInputError as e:
+    except (RenderInputError, OSError) as e:  # whole-run errors: settings, list, output folder
         raise SystemExit(f"error: {e}") from e
-    for item, message in failed.items():
-        print(f"FAILED {item}: {message}", file=sys.stderr)
+    for line in failed.values():  # each line names its file or item
+        print(f"FAILED {line}", file=sys.stderr)
     if failed:
         sys.exit(1)
 

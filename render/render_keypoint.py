@@ -16,8 +16,9 @@ or as a file (``python render/render_keypoint.py ...``; see ``render/render.py``
     python -m render.render_keypoint --data_path /data/2k2k --data_name 2K2K \\
         --source openpose --openpose_dir /data/openpose_out
 
-Items whose keypoint files exist are skipped; a bad item is reported and the batch goes on (exit
-status 1 if any failed).
+Items whose keypoint files exist are skipped. An item that fails, whatever the reason, is one line
+``FAILED <file or item>: <problem>`` (``--debug``: with its traceback), nothing is written under its
+name, and the batch goes on; the failures are listed again at the end and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if __name__ == "__main__" and __spec__ is None:  # run as a file, not with -m: s
 
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset  # noqa: E402 (after the re-execution above)
 from render.pipeline import add_dataset_arguments, selected_items  # noqa: E402 (after the re-execution above)
+from utils.batch import add_debug_argument  # noqa: E402 (after the re-execution above)
 from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
@@ -60,6 +62,7 @@ def get_parser() -> argparse.ArgumentParser:
         help=f"scale of the 3D joints before projection (authors: {AUTHORS_KEYPOINT_SCALE})",
     )
     p.add_argument("--smpl_model_path", help="SMPL-X model folder (THuman2 joint filling)")
+    add_debug_argument(p)
     return p
 
 
@@ -84,13 +87,14 @@ def main(args: argparse.Namespace) -> None:
         smplx_model_path=args.smpl_model_path,
         mesh_format=args.mesh_format,
         overwrite=args.overwrite,
+        debug=args.debug,
     )
     print(
         f"keypoints written for {len(report.rendered)} items, {len(report.complete)} complete, "
         f"failed {len(report.failed)}"
     )
-    for item, message in report.failed.items():
-        print(f"FAILED {item}: {message}", file=sys.stderr)
+    for line in report.failed.values():  # each line names its file or item
+        print(f"FAILED {line}", file=sys.stderr)
     if report.failed:
         sys.exit(1)
 

@@ -9,11 +9,13 @@ split by item into ``list/train.txt`` and ``list/val.txt``::
     <data_path>/list/ANNY_all.txt, train.txt, val.txt                           lists
 
 Every step skips what is already on disk, so an interrupted build resumes; the lists are rewritten
-(they are cheap and a pure function of the files on disk).
+(they are cheap and a pure function of the files on disk). A human that fails at any step is one
+line and is left out of the lists; the others are built.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from render.keypoints3d import keypoint_dataset
 from render.layout import DEFAULT_YAWS
 from render.pipeline import RenderOptions, ScanRenderer, render_dataset, write_list
 from render.synthetic.human import generate
+from utils.batch import run_item
 from utils.fileio import write_text
 from utils.scans import RenderInputError
 
@@ -56,8 +59,14 @@ def build_synthetic_training_set(
     seed: int = 0,
     val_items: int = 1,
     progress: bool = True,
+    failures: list[tuple[str, str]] | None = None,
+    debug: bool = False,
 ) -> tuple[Path, Path]:
     """Generate ``num`` anny humans, render them, project their keypoints and write the lists.
+
+    Each human goes through every step in its own :func:`utils.batch.run_item`: a human that fails
+    at any step (generation, rendering, keypoints; any exception) is one line and is left out of
+    the later steps and of the train/val lists; the others go on.
 
     Args:
         data_path: dataset root (created if needed).
@@ -68,35 +77,46 @@ def build_synthetic_training_set(
             (recorded in ``list/ANNY_render.json`` with ``res``) is refused, not mixed.
         val_items: how many items (the last ones in sorted order) form ``list/val.txt``.
         progress: show progress bars of rendering and keypoints.
+        failures: where the failed humans' ``(item, line)`` pairs go; the lists are then written
+            with the other humans. ``None``: any failure raises instead (no list is written).
+        debug: log the traceback of each failure.
     Returns:
         The paths of ``list/train.txt`` and ``list/val.txt`` (``/``-led lines relative to
         ``data_path``: SHADED, NOSHADING, front DEPTH; see :mod:`render.layout`).
     Raises:
-        RenderInputError: the data set was built with other settings, or some item could not be
-            rendered or given keypoints (every failure is named; the other items are written).
+        RenderInputError: the data set was built with other settings, or (``failures`` None) some
+            human failed (every failure is named; the other humans' files are written).
         ValueError: ``val_items`` leaves no training item.
     """
     data_path = Path(data_path)
     yaws = tuple(yaws)
     renderer = ScanRenderer(data_path, DATA_NAME, RenderOptions(res=res, yaws=yaws, seed=seed))
     renderer.check_settings()  # before generating: refuse a data set with another seed or res
-    names = generate(data_path, num, seed=seed, data_name=DATA_NAME)
+    failed: list[tuple[str, str]] = []
+    names = []
+    for index in range(num):  # one shard per human: each human is generated on its own
+        name = f"{DATA_NAME.lower()}_{index:04d}"
+        made = functools.partial(
+            generate, data_path, num, seed=seed, data_name=DATA_NAME, num_shards=num, shard_id=index
+        )
+        if run_item(name, made, failed, debug=debug) is not None:
+            names.append(name)
     try:
-        report = render_dataset(renderer, names, progress=progress)
+        report = render_dataset(renderer, names, progress=progress, debug=debug)
     finally:
         renderer.close()
-    failed = dict(report.failed)
-    rendered = [name for name in names if name not in failed]
+    rendered = [name for name in names if name not in report.failed]
     kp_report = keypoint_dataset(
-        data_path, DATA_NAME, rendered, progress=progress, yaws=yaws, res=res
+        data_path, DATA_NAME, rendered, progress=progress, debug=debug, yaws=yaws, res=res
     )
-    failed.update(kp_report.failed)
-    if failed:
-        raise RenderInputError(
-            "; ".join(f"{name}: {message}" for name, message in sorted(failed.items()))
-        )
+    failed += list(report.failed.items()) + list(kp_report.failed.items())
+    if failed and failures is None:
+        raise RenderInputError("; ".join(line for _, line in sorted(failed)))
+    if failures is not None:
+        failures.extend(sorted(failed))
+    good = set(rendered) - set(kp_report.failed)
     lines = write_list(data_path, DATA_NAME, yaws).read_text().splitlines()
-    train, val = split_by_item(lines, val_items)
+    train, val = split_by_item([line for line in lines if item_of_line(line) in good], val_items)
     paths = data_path / "list" / "train.txt", data_path / "list" / "val.txt"
     for path, part in zip(paths, (train, val), strict=True):
         write_text(path, "".join(f"{line}\n" for line in part))

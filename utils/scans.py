@@ -23,6 +23,14 @@ from utils.errors import BadInputError
 NORMALIZE_FACTOR = 2.8
 """``v <- (v - centroid) / (2.8 * max|v - centroid|)``: the mesh fits in [-0.357, 0.357]^3."""
 
+MAX_STRAY_RATIO = 10.0
+"""A scan whose full extent (largest per-axis max - min of the used vertices) exceeds 10 times the
+extent of its bulk (the same over the 1st..99th percentile vertices) has stray vertices far from
+the body: normalised by the full extent, the body would fill less than a tenth of the image. A
+human scan's bulk spans nearly all of it (ratio about 1 to 1.2), at any units (the ratio is
+scale-free); the test is meaningful from about 100 vertices on (fewer: the percentiles are the
+extremes and the ratio is 1)."""
+
 RP_ROTATE_NEG90 = frozenset(
     {
         "rp_wendy_posed_002",
@@ -192,8 +200,11 @@ def parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
                 raise RenderInputError(f"{path}: malformed OBJ line {n}: {line.strip()!r}") from e
     v = np.asarray(verts, dtype=np.float64).reshape(-1, 3)
     t = np.asarray(uvs, dtype=np.float64).reshape(-1, 2)
-    fv = np.asarray(tri_v, dtype=np.int64).reshape(-1, 3)
-    ft = np.asarray(tri_t, dtype=np.int64).reshape(-1, 3)
+    try:
+        fv = np.asarray(tri_v, dtype=np.int64).reshape(-1, 3)
+        ft = np.asarray(tri_t, dtype=np.int64).reshape(-1, 3)
+    except OverflowError as e:  # an index beyond int64 cannot name an existing element
+        raise RenderInputError(f"{path}: face index out of range ({e})") from e
     if len(fv) and (fv.min() < 0 or fv.max() >= len(v)):
         raise RenderInputError(f"{path}: face refers to a vertex that does not exist")
     if len(ft) and ft.max() >= len(t):
@@ -232,19 +243,45 @@ def thuman2_facing(data_path: str | os.PathLike, name: str) -> float:
     return float(orient[1])
 
 
-def normalization(mesh: trimesh.Trimesh, name: str, data_name: str) -> ScanTransform:
+def normalization(
+    mesh: trimesh.Trimesh,
+    name: str,
+    data_name: str,
+    source: str | os.PathLike | None = None,
+) -> ScanTransform:
     """Centroid / 2.8 max normalisation plus the RenderPeople facing and size fixes (facts §6.4).
 
     The largest coordinate is taken over the vertices the faces use (the authors' processed
-    trimesh drops unreferenced ones).
+    trimesh drops unreferenced ones). The normalisation is scale-free: the same scan in millimetres
+    or metres gives the same normalised mesh.
+
+    Args:
+        mesh: finite raw mesh with faces; name: item name; data_name: dataset name.
+        source: what error messages name (the mesh file; default ``name``).
+    Raises:
+        RenderInputError: zero surface area or extent, coordinates too large to normalise in
+            float64, or stray vertices (:data:`MAX_STRAY_RATIO`).
     """
-    if mesh.area <= 0:
-        raise RenderInputError(f"{name}: degenerate mesh (zero surface area)")
-    center = np.asarray(mesh.centroid, dtype=np.float64)
+    source = name if source is None else os.fspath(source)
+    with np.errstate(over="ignore", invalid="ignore"):
+        area = float(mesh.area)
+        center = np.asarray(mesh.centroid, dtype=np.float64)
+    if area == 0:
+        raise RenderInputError(f"{source}: degenerate mesh (zero surface area)")
+    if not (np.isfinite(area) and np.isfinite(center).all()):
+        raise RenderInputError(f"{source}: coordinates too large to normalise (area {area})")
     used = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces))]
     scale = NORMALIZE_FACTOR * float(np.abs(used - center).max())
     if not np.isfinite(scale) or scale <= 0:
-        raise RenderInputError(f"{name}: degenerate mesh (zero extent)")
+        raise RenderInputError(f"{source}: degenerate mesh (zero extent)")
+    full = float((used.max(axis=0) - used.min(axis=0)).max())
+    lo, hi = np.percentile(used, [1, 99], axis=0, method="nearest")
+    bulk = float((hi - lo).max())
+    if full > MAX_STRAY_RATIO * bulk:
+        raise RenderInputError(
+            f"{source}: stray vertices far from the body (extent {full:.4g}, 98% of the vertices "
+            f"within {bulk:.4g}; at most {MAX_STRAY_RATIO:g}x): the body would render as a speck"
+        )
     rotation = np.eye(3)
     post_scale = 1.0
     if data_name == "RP" and name in RP_ROTATE_NEG90:
@@ -297,7 +334,7 @@ def read_scan(
     else:
         mesh = load_obj(mesh_path, texture_path)
     mesh = check_raw_mesh(mesh, mesh_path)
-    return mesh, normalization(mesh, name, data_name), facing
+    return mesh, normalization(mesh, name, data_name, mesh_path), facing
 
 
 def scan_transform(
