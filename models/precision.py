@@ -76,7 +76,7 @@ SLOW_FACTOR = 1.25
 """A 16-bit precision is slow on this CPU when :func:`probe_slowdown` measures more than 1.25x
 the float32 time. Measured on a Sapphire Rapids Xeon with oneDNN capped by
 ``ONEDNN_MAX_CPU_ISA``: bf16 0.2x with AMX, 1.8x with AVX512-BF16 alone, 4.9x with AVX-512 but
-no bf16, 5.9x with AVX2 (where ``bench/conv_rate.py`` gives 11-12x at the model's 264² tiles);
+no bf16, 5.9x with AVX2 (where ``bench/conv_rate.py`` gives 11-16x at the model's 264² tiles);
 fp16 1.7x with AVX512-FP16 but no AMX-FP16, 6-9x without. Repeated probes vary by under 10 %."""
 
 NATIVE_FLAGS: dict[str, tuple[str, ...]] = {
@@ -90,7 +90,7 @@ but no AMX-FP16 is 1.7x slower than float32)."""
 PROBE_CHANNELS, PROBE_SIDE, PROBE_REPEAT = 64, 32, 7
 """The probe: a [1, 64, 32, 32] -> [1, 64, 32, 32] 3x3 convolution (the networks' commonest
 shape), channels_last, one thread, best of 7 after a warm-up, float32 and the precision
-alternated: 20 ms with native bf16, 100 ms emulated."""
+alternated: about 30 ms with native bf16, 100 ms emulated."""
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ def check_cpu_precision(precision: str, device: torch.device | str, logger: logg
     ok, reason = cpu_precision_support(precision, cpu_facts(), probe_slowdown(precision))
     if not ok:
         logger.warning(
-            "--precision %s on this CPU (%s): expect a run slower than in fp32 "
-            "(bench/conv_rate.py); use --precision fp32",
+            "--precision %s on this CPU (%s): expect a run slower than in fp32 (python -m "
+            "bench.conv_rate measures this CPU); use --precision fp32",
             precision,
             reason,
         )

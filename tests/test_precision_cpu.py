@@ -81,7 +81,7 @@ def test_warning_on_a_slow_cpu_only_and_never_a_probe_for_cuda_or_fp32(
     assert [r.getMessage() for r in caplog.records] == [
         "--precision bf16 on this CPU (AMD EPYC 7B12, AVX2, no bf16 / fp16 instructions; a "
         "64-channel convolution took 5.9x its fp32 time): expect a run slower than in fp32 "
-        "(bench/conv_rate.py); use --precision fp32"
+        "(python -m bench.conv_rate measures this CPU); use --precision fp32"
     ]
     caplog.clear()
 
