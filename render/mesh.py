@@ -79,14 +79,14 @@ def read_texture(path: Path) -> np.ndarray:
         with warnings.catch_warnings(), PIL.Image.open(path) as image:
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
             width, height = image.size
-    except PIL.Image.DecompressionBombError:
-        width = height = MAX_TEXTURE_PIXELS  # PIL's own limit is above ours: too large
+    except PIL.Image.DecompressionBombError as e:  # PIL's own limit, above ours
+        raise RenderInputError(f"{path}: texture too large ({e})") from e
     except (OSError, ValueError):  # not an image PIL knows: OpenCV decides below
         width = height = 0
     if width * height > MAX_TEXTURE_PIXELS:
         raise RenderInputError(
-            f"{path}: texture of {width}x{height} pixels, more than {MAX_TEXTURE_PIXELS} "
-            "(corrupt header, or downscale it)"
+            f"{path}: texture too large ({width}x{height} pixels, more than "
+            f"{MAX_TEXTURE_PIXELS}: a corrupt header, or downscale it)"
         )
     try:
         texture = cv2.imread(str(path), cv2.IMREAD_COLOR)
