@@ -160,7 +160,11 @@ def read_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
         data = np.frombuffer(Path(source).read_bytes(), dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{source}: cannot read mask ({exc.strerror or exc})") from exc
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:  # e.g. a header declaring more pixels than OpenCV accepts
+        message = str(exc).strip().splitlines()[-1]
+        raise InputError(f"{source}: cannot be decoded as a mask image ({message})") from exc
     if mask is None:
         raise InputError(f"{source}: cannot be decoded as a mask image (corrupt or empty file)")
     if mask.ndim == 3:

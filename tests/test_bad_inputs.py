@@ -3,7 +3,11 @@
 Every case puts one item ``bad`` (image, keypoints, mask ...) beside a good item ``good`` and runs
 the batch. A case either fails with one line naming the file and the problem, leaving no output
 file of ``bad`` and no temporary file, while ``good`` is still done; or it is an input kind that
-works (16-bit, grey, JPEG, fallbacks), in which case both items are done. Checkpoint and folder
+works (16-bit, grey, JPEG, palette + tRNS, grey + alpha, fallbacks), in which case both items are
+done. An input that is the good picture in another encoding must give exactly the good item's
+outputs (byte for byte); one whose encoding changes the pixels (grey, JPEG's loss, a 216-colour
+palette) exactly the outputs of the Predictor on those pixels, decoded here by other means (the
+Predictor and the writers are deterministic, so no tolerance is needed). Checkpoint and folder
 errors stop ``test_02_model.py`` before anything is written.
 """
 
@@ -18,13 +22,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_fuzz_inputs import encode_png
 from test_inference import syn_item, tiny_model, write_syn_item
 
 import test_02_model
 from inference import InputOptions, OutputOptions, Predictor, run_folder
 from inference.background import RembgMasker
-from inference.predictor import output_names
+from inference.predictor import output_names, prediction_files
 from models import build_model
+from utils.keypoints import load_openpose_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny model: faster on one thread
 
@@ -203,6 +209,60 @@ def _non_images(folder: Path) -> None:
     (folder / "bad_mask.png").write_bytes(b"masks are not inputs")
 
 
+def _grey_rgb(bgra: np.ndarray) -> np.ndarray:
+    """The picture ``_image(lambda b: b[:, :, 0])`` stands for: its first channel as RGB."""
+    return np.repeat(bgra[:, :, :1], 3, axis=2)
+
+
+def _quantised(bgra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices [H, W] into a 217-entry palette [217, 3] RGB: entry 0 the background (alpha 0),
+    1-216 the 6 x 6 x 6 colour cube."""
+    levels = np.rint(bgra[:, :, 2::-1].astype(np.float64) / 51).astype(np.int64)  # RGB, 0..5
+    index = 1 + levels[:, :, 0] * 36 + levels[:, :, 1] * 6 + levels[:, :, 2]
+    index[bgra[:, :, 3] == 0] = 0
+    cube = np.stack(np.meshgrid(*[np.arange(6) * 51] * 3, indexing="ij"), -1).reshape(-1, 3)
+    return index, np.concatenate([[[0, 0, 0]], cube]).astype(np.uint8)
+
+
+def _palette_trns(bgra: np.ndarray) -> bytes:
+    """8-bit palette PNG of the picture (216 colours) whose tRNS makes entry 0 transparent."""
+    index, palette = _quantised(bgra)
+    return encode_png(index[:, :, None], 3, 8, palette.tobytes(), trns=b"\0")
+
+
+def _palette_rgba(bgra: np.ndarray) -> np.ndarray:
+    index, palette = _quantised(bgra)
+    return np.dstack((palette[index], np.where(index > 0, 255, 0))).astype(np.uint8)
+
+
+def _grey_alpha(depth: int) -> Callable[[np.ndarray], bytes]:
+    """Grey + alpha PNG (colour type 4) at 8 or 16 bits of the first channel and the alpha."""
+
+    def write(bgra: np.ndarray) -> bytes:
+        samples = bgra[:, :, [0, 3]].astype(np.int64) * (257 if depth == 16 else 1)
+        return encode_png(samples, 4, depth)
+
+    return write
+
+
+def _grey_rgba(bgra: np.ndarray) -> np.ndarray:
+    return np.dstack((_grey_rgb(bgra), bgra[:, :, 3]))
+
+
+def _one_pixel_alpha(bgra: np.ndarray) -> np.ndarray:
+    out = bgra.copy()
+    out[:, :, 3] = 0
+    out[256, 175, 3] = 255
+    return out
+
+
+def _off_silhouette(alpha: np.ndarray) -> np.ndarray:
+    """The person's mask moved 150 pixels to the left: the keypoints miss it."""
+    out = np.zeros_like(alpha)
+    out[:, :-150] = alpha[:, 150:]
+    return out
+
+
 @dataclass
 class Case:
     make: Callable[[Path], None]
@@ -210,6 +270,10 @@ class Case:
     image: str = "bad.png"
     rembg: str | None = None  # "home": empty U2NET_HOME; "missing": --rembg_model to no file
     mask_dir: str | None = None  # --mask_dir, relative to the input folder
+    same: str | Callable[[np.ndarray], np.ndarray] | None = None
+    """A working item's outputs: "good": the good item's files, byte for byte; a function of the
+    good BGRA picture giving the RGB(A) picture the item stands for: the Predictor's outputs for
+    it (with the good item's mask when it gives RGB); None: only checked to exist."""
 
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
@@ -228,23 +292,37 @@ CASES: dict[str, Case] = {
     "tiny_3x3": Case(_image(lambda b: cv2.resize(b, (3, 3))), "too small"),
     "aspect_4000x20": Case(_image(lambda b: cv2.resize(b, (4000, 20))), "aspect ratio"),
     "empty_alpha": Case(_image(lambda b: np.dstack((b[:, :, :3], 0 * b[:, :, 3]))), "empty alpha"),
-    "rgba_16bit": Case(_image(_png16), None),
+    "one_pixel_alpha": Case(_image(_one_pixel_alpha), "too little for a person"),
+    "rgba_16bit": Case(_image(_png16), None, same="good"),
     "grey_with_mask": Case(
-        _with_mask(_image(lambda b: b[:, :, 0]), lambda a: a), None, mask_dir="masks"
+        _with_mask(_image(lambda b: b[:, :, 0]), lambda a: a),
+        None,
+        mask_dir="masks",
+        same=_grey_rgb,
     ),
     "grey16_with_mask": Case(
-        _with_mask(_image(lambda b: _png16(b[:, :, 0])), lambda a: a), None, mask_dir="masks"
+        _with_mask(_image(lambda b: _png16(b[:, :, 0])), lambda a: a),
+        None,
+        mask_dir="masks",
+        same=_grey_rgb,
     ),
     "jpeg_upper_case_with_mask": Case(
-        _with_mask(_image(_jpeg, "bad.JPG"), lambda a: a), None, image="bad.JPG", mask_dir="masks"
+        _with_mask(_image(_jpeg, "bad.JPG"), lambda a: a),
+        None,
+        image="bad.JPG",
+        mask_dir="masks",
+        same=lambda b: cv2.imdecode(np.frombuffer(_jpeg(b), np.uint8), 1)[:, :, ::-1],  # its loss
     ),
     "opaque_alpha_uses_mask": Case(
-        _with_mask(_image(_opaque), lambda a: a), None, mask_dir="masks"
+        _with_mask(_image(_opaque), lambda a: a), None, mask_dir="masks", same="good"
     ),
-    "dotted_stem": Case(_image(lambda b: b, "bad.v2.png"), None, image="bad.v2.png"),
+    "palette_trns": Case(_image(_palette_trns), None, same=_palette_rgba),
+    "grey_alpha": Case(_image(_grey_alpha(8)), None, same=_grey_rgba),
+    "grey16_alpha16": Case(_image(_grey_alpha(16)), None, same=_grey_rgba),
+    "dotted_stem": Case(_image(lambda b: b, "bad.v2.png"), None, image="bad.v2.png", same="good"),
     "non_image_files_ignored": Case(_non_images, None, image=""),
     "mask_beside_the_image": Case(
-        _with_mask(_no_alpha_folder, lambda a: a, where="."), None, mask_dir="."
+        _with_mask(_no_alpha_folder, lambda a: a, where="."), None, mask_dir=".", same="good"
     ),
     "mask_dir_is_the_input_folder_without_mask": Case(
         _no_alpha_folder, "U2NET_HOME", rembg="home", mask_dir="."
@@ -263,6 +341,9 @@ CASES: dict[str, Case] = {
     "mask_empty": Case(
         _with_mask(_no_alpha_folder, lambda a: 0 * a), "empty mask", mask_dir="masks"
     ),
+    "keypoints_off_the_mask": Case(
+        _with_mask(_no_alpha_folder, _off_silhouette), "lie on the silhouette", mask_dir="masks"
+    ),
     "no_mask_no_rembg_model": Case(_no_alpha_folder, "U2NET_HOME", rembg="home"),
     "rembg_model_file_missing": Case(_no_alpha_folder, "rembg model not found", rembg="missing"),
     # keypoint files
@@ -274,6 +355,7 @@ CASES: dict[str, Case] = {
         _keypoints({"people": [{"pose_keypoints_2d": [1.0] * 54}]}), "expected 75"
     ),
     "json_nan": Case(_modify_json(_set_pose(15, float("nan"))), "non-finite"),
+    "json_400_digit_int": Case(_modify_json(_set_pose(0, 10**400)), "too large for a float"),
     "keypoints_outside_image": Case(_modify_json(_scale_pose), "outside the 350x512 image"),
     "missing_hands_fallback": Case(_drop("hands"), None),
     "missing_ears_fallback": Case(_drop("l_ear", "r_ear"), None),
@@ -283,11 +365,28 @@ CASES: dict[str, Case] = {
         _drop("l_big_toe", "l_small_toe", "r_big_toe", "r_small_toe"), "l_foot (missing"
     ),
     "missing_shoulder": Case(_drop("l_shoulder"), "upper_body"),
-    "npy_keypoints": Case(_keypoints(_syn_npy("ok"), ".npy"), None),
+    "npy_keypoints": Case(_keypoints(_syn_npy("ok"), ".npy"), None, same="good"),
+    "npy_complex": Case(_keypoints(_syn_npy("ok") + 1j, ".npy"), "real numbers"),
     "npy_nan": Case(_keypoints(_syn_npy("nan"), ".npy"), "non-finite keypoint values in rows [5]"),
     "npy_wrong_shape": Case(_keypoints(_syn_npy("shape"), ".npy"), "must be a (31, 3)"),
     "npy_corrupt": Case(_keypoints(b"\x93NUMPY garbage", ".npy"), "cannot be read as a .npy"),
 }
+
+
+def _expected_outputs(
+    case: Case, predictor: Predictor, out: Path, folder: Path, stem: str
+) -> dict[str, bytes]:
+    """What a working item must have written (see :attr:`Case.same`): relative path -> bytes."""
+    names = output_names(stem, OutputOptions())
+    if case.same == "good":
+        good = output_names("good", OutputOptions())
+        return {name: (out / rel).read_bytes() for name, rel in zip(names, good, strict=True)}
+    bgra = syn_item()[0]
+    image = case.same(bgra)
+    mask = bgra[:, :, 3] > 0 if image.shape[2] == 3 else None
+    keypoints = load_openpose_json(folder / "good_keypoints.json")
+    pred = predictor.predict(image, keypoints, mask, stem)
+    return prediction_files(pred, stem, OutputOptions())
 
 
 def _outputs(out: Path, stem: str) -> list[Path]:
@@ -319,6 +418,10 @@ def test_bad_input_case(
             stem = case.image.rsplit(".", 1)[0]
             for rel in output_names(stem, OutputOptions()):
                 assert (out / rel).is_file(), rel
+            if case.same is not None:
+                expected = _expected_outputs(case, predictor, out, folder, stem)
+                for rel, data in expected.items():
+                    assert (out / rel).read_bytes() == data, f"{rel} differs"
         else:
             assert [p.name for p in report.done] == ["good.png"]
         return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -290,7 +291,8 @@ def read_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f".npy format version {version} is not supported")
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
+        # a damaged header dict: NumPy's parser raises SyntaxError / tokenize.TokenError
         raise KeypointError(f"{source}: cannot be read as a .npy array ({exc})") from exc
     if dtype.kind not in KEYPOINT_NPY_KINDS or dtype.fields is not None:
         raise KeypointError(
@@ -298,8 +300,7 @@ def read_keypoints_npy(path: str | os.PathLike) -> np.ndarray:
         )
     if shape not in ((NUM_KEYPOINTS, 3), (3, NUM_KEYPOINTS)):
         raise KeypointError(
-            f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, "
-            f"got {dtype} {shape}"
+            f"{source}: keypoints must be a ({NUM_KEYPOINTS}, 3) number array, got {dtype} {shape}"
         )
     try:
         keypoints = np.load(source, allow_pickle=False)
