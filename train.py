@@ -31,9 +31,11 @@ import logging
 
 import torch
 
+from datasets import worker_error_message
 from models.model_2k2k import CHECKPOINT_GROUPS
 from models.precision import PRECISIONS, check_cpu_precision
 from training.loop import train
+from utils.errors import BadInputError
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -124,7 +126,15 @@ def get_parser() -> argparse.ArgumentParser:
         "--bad_samples",
         choices=("raise", "skip"),
         default="raise",
-        help="a missing/corrupt sample stops training (raise) or is logged and dropped (skip)",
+        help="a sample that fails to load during training (after the start-up check) stops "
+        "training (raise) or is logged and dropped (skip)",
+    )
+    p.add_argument(
+        "--skip_bad_views",
+        action="store_true",
+        help="at start-up every view of the lists is checked (files present, PNG headers, "
+        "keypoints): a bad view stops training before the first step, each named on one line; "
+        "with this option they are left out, with a warning and a count",
     )
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
@@ -156,7 +166,10 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     on_cpu = args.device == "cpu" or not torch.cuda.is_available()  # init_distributed's choice
     check_cpu_precision(args.precision, "cpu" if on_cpu else "cuda", logging.getLogger("train"))
-    metrics = train(args)
+    try:
+        metrics = train(args)
+    except BadInputError as e:  # a bad view at start-up, a sample or a checkpoint
+        raise SystemExit(f"error: {worker_error_message(e)}") from e
     if metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
 

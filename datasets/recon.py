@@ -11,11 +11,15 @@ resume point. Call :meth:`ReconDataset.set_epoch` before creating each epoch's D
 (the authors build a new DataLoader per epoch; with ``persistent_workers=True`` the workers would
 keep the old epoch).
 
-Bad samples (missing, corrupt or truncated file, depth not 16-bit, wrong size, keypoints that
-cannot place every part): ``bad_samples="raise"`` raises :class:`DatasetError` naming the file and
-the problem. ``"skip"`` logs that message and returns None; use :func:`collate_skip_none`, whose
-batches may then be smaller or None (skip those). Skipping, rather than substituting another
-sample, keeps every sample a pure function of (seed, epoch, index) and never repeats data silently.
+Bad views are found at start-up by :meth:`ReconDataset.check_views` (every file present, PNG
+headers, keypoints; no pixel decoding), which ``train.py`` runs before the first step. Bad samples
+that still fail at run time (pixel data damaged behind an intact header, a file changed since):
+``bad_samples="raise"`` raises :class:`DatasetError` naming the file and the problem (in a
+DataLoader worker too: the main process re-raises it as a :class:`DatasetError`,
+:func:`worker_error_message` recovers the one line). ``"skip"`` logs that message and returns
+None; use :func:`collate_skip_none`, whose batches may then be smaller or None (skip those).
+Skipping, rather than substituting another sample, keeps every sample a pure function of (seed,
+epoch, index) and never repeats data silently.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ from utils.keypoints import KeypointError, part_matrices, read_keypoints_npy
 log = logging.getLogger(__name__)
 
 BAD_SAMPLE_POLICIES = ("raise", "skip")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG_TAIL_BYTES = 1024
+"""A PNG counts as complete when its IEND chunk lies within its last 1 KiB (libpng ignores bytes
+after it); a file cut short has none there."""
+PNG_GREY = 0
+"""PNG colour type of a single-channel (greyscale, no alpha) image: the depth maps'."""
 
 
 def _untimed(name: str) -> AbstractContextManager:
@@ -116,7 +127,10 @@ def read_image(path: Path, flags: int, dtype: type, channels: int, res: int) -> 
     """
     if not path.is_file():
         raise DatasetError(f"{path}: missing")
-    image = cv2.imread(str(path), flags)
+    try:
+        image = cv2.imread(str(path), flags)
+    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV's limit
+        raise DatasetError(f"{path}: cannot be decoded ({e.err})") from e
     if image is None:
         raise DatasetError(f"{path}: cannot be decoded (corrupt or truncated image)")
     if image.dtype != dtype:
@@ -127,6 +141,63 @@ def read_image(path: Path, flags: int, dtype: type, channels: int, res: int) -> 
     if image.shape[:2] != (res, res):
         raise DatasetError(f"{path}: {image.shape[1]}x{image.shape[0]}, expected {res}x{res}")
     return image
+
+
+def png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR chunk, reading 33 bytes and the
+    last :data:`PNG_TAIL_BYTES`; None when the file is not a PNG (no PNG signature).
+
+    Raises:
+        DatasetError: missing, a PNG whose IHDR is damaged, or one cut short (no IEND at the end).
+    """
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing")
+    with open(path, "rb") as f:
+        head = f.read(33)
+        if not head.startswith(PNG_SIGNATURE):
+            return None
+        f.seek(max(path.stat().st_size - PNG_TAIL_BYTES, 0))
+        tail = f.read()
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise DatasetError(f"{path}: damaged PNG header (no IHDR chunk)")
+    if PNG_IEND not in tail:
+        raise DatasetError(f"{path}: truncated PNG (no IEND chunk at the end)")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return width, height, head[24], head[25]
+
+
+def check_image(path: Path, flags: int, dtype: type, channels: int, res: int) -> None:
+    """What :func:`read_image` will find, from the PNG header alone: the file is present and
+    complete, ``res`` x ``res``, and for a depth map (``cv2.IMREAD_UNCHANGED``, uint16) 16-bit
+    single-channel. A file that is not a PNG is decoded in full by :func:`read_image` instead.
+
+    Raises:
+        DatasetError: as :func:`read_image` would, naming the file.
+    """
+    header = png_header(path)
+    if header is None:
+        read_image(path, flags, dtype, channels, res)
+        return
+    width, height, bits, colour = header
+    if flags == cv2.IMREAD_UNCHANGED and dtype == np.uint16 and (bits, colour) != (16, PNG_GREY):
+        raise DatasetError(
+            f"{path}: PNG of bit depth {bits}, colour type {colour}; expected 16-bit "
+            f"single-channel (colour type {PNG_GREY})"
+        )
+    if (width, height) != (res, res):
+        raise DatasetError(f"{path}: {width}x{height}, expected {res}x{res}")
+
+
+def worker_error_message(exc: BadInputError) -> str:
+    """The one-line message of a :class:`DatasetError` (any bad-input error): PyTorch re-raises a
+    DataLoader worker's exception in the main process with the worker's traceback as its
+    message, whose last line is ``<module>.DatasetError: <message>``; a message raised in the main
+    process is returned as it is."""
+    lines = str(exc).strip().splitlines()
+    if len(lines) < 2:
+        return lines[0] if lines else ""
+    marker = f"{type(exc).__name__}: "
+    return lines[-1].split(marker, 1)[1] if marker in lines[-1] else lines[-1]
 
 
 def read_theta(path: Path, res: int) -> np.ndarray:
@@ -142,6 +213,8 @@ def read_theta(path: Path, res: int) -> np.ndarray:
         _, theta = part_matrices(read_keypoints_npy(path), res, source=str(path))
     except KeypointError as e:
         raise DatasetError(str(e)) from e
+    except (ValueError, TypeError) as e:  # an array NumPy cannot turn into float keypoints
+        raise DatasetError(f"{path}: not a keypoint array ({e})") from e
     return theta
 
 
@@ -187,6 +260,7 @@ class ReconDataset(Dataset):
         self.backgrounds = list(backgrounds or ())
         self.background_prob, self.jitter = background_prob, jitter
         self.epoch = 0
+        self.list_file = Path(list_file)
         self.files = [sample_files(self.data_path, line) for line in read_list(list_file)]
         if not self.files:
             raise DatasetError(f"{list_file}: no samples")
@@ -215,6 +289,44 @@ class ReconDataset(Dataset):
                 raise
             log.warning("skipping sample %d: %s", index, e)
             return None
+
+    def check_view(self, index: int) -> None:
+        """Cheap start-up check of view ``index``: the four files exist, both depth PNG headers say
+        16-bit single-channel ``res`` x ``res``, the SHADED PNG header says ``res`` x ``res``, every
+        PNG ends with its IEND chunk (not cut short), and the keypoints place every part (the
+        ``.npy`` is read in full: 372 bytes). Pixel data is not decoded (a non-PNG image is).
+
+        Raises:
+            DatasetError: the first problem found, naming the file.
+        """
+        files, res = self.files[index], self.res
+        check_image(files.shaded, cv2.IMREAD_COLOR, np.uint8, 3, res)
+        check_image(files.depth_front, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+        check_image(files.depth_back, cv2.IMREAD_UNCHANGED, np.uint16, 1, res)
+        read_theta(files.keypoint, res)
+
+    def check_views(self, indices: Sequence[int] | None = None) -> dict[int, str]:
+        """:meth:`check_view` of ``indices`` (default: every view); returns the bad views' one-line
+        problems (``"<file>: <problem>"``) by index."""
+        bad = {}
+        for index in range(len(self)) if indices is None else indices:
+            try:
+                self.check_view(index)
+            except DatasetError as e:
+                bad[index] = str(e)
+        return bad
+
+    def drop_views(self, indices: Sequence[int]) -> None:
+        """Remove views ``indices`` (the list's order of the others is kept).
+
+        Raises:
+            DatasetError: no view would be left.
+        """
+        drop = set(indices)
+        kept = [f for i, f in enumerate(self.files) if i not in drop]
+        if not kept:
+            raise DatasetError(f"{self.list_file}: no usable view left")
+        self.files = kept
 
     def load(
         self, index: int, stage: Callable[[str], AbstractContextManager] = _untimed

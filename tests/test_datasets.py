@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from datasets import DatasetError, ReconDataset, collate_skip_none, find_backgrounds, read_list
+from datasets import (
+    DatasetError,
+    ReconDataset,
+    collate_skip_none,
+    find_backgrounds,
+    read_list,
+    worker_error_message,
+)
 from datasets.augment import (
     JITTER_OPS,
     JitterParams,
@@ -429,17 +440,24 @@ def _corrupt(files: dict[str, Path], case: str) -> Path:
 BAD_CASES = ("missing shaded", "truncated depth", "8-bit depth", "wrong size", "no keypoints")
 
 
-@pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_samples_raise_or_skip(synthetic_training_set, tmp_path, caplog, case):
-    root, train_list, _ = synthetic_training_set
-    lines = read_list(train_list)[:2]
+def _copy_views(ts: tuple[Path, Path, Path], dest: Path, count: int = 2) -> list:
+    """The first ``count`` training views' files copied under ``dest`` with ``dest/list.txt``;
+    returns their list lines."""
+    root, train_list, _ = ts
+    lines = read_list(train_list)[:count]
     for line in lines:
         for path in _files(root, line).values():
-            target = tmp_path / path.relative_to(root)
+            target = dest / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
+    (dest / "list.txt").write_text("".join(" ".join(line) + "\n" for line in lines))
+    return lines
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_samples_raise_or_skip(synthetic_training_set, tmp_path, caplog, case):
+    lines = _copy_views(synthetic_training_set, tmp_path)
     listing = tmp_path / "list.txt"
-    listing.write_text("".join(" ".join(line) + "\n" for line in lines))
     bad = _corrupt(_files(tmp_path, lines[0]), case)
     strict = ReconDataset(tmp_path, listing, RES, train=True)
     with pytest.raises(DatasetError, match=str(bad)) as info:
@@ -471,3 +489,90 @@ def test_transposed_keypoint_file_gives_the_same_theta(synthetic_training_set, t
     listing.write_text(" ".join(line) + "\n")
     theta = ReconDataset(tmp_path, listing, RES, train=False)[0]["theta"]
     torch.testing.assert_close(theta, _dataset(synthetic_training_set)[0]["theta"])
+
+
+def test_start_up_check_finds_every_bad_case_without_decoding(synthetic_training_set, tmp_path):
+    """Each damage of :data:`BAD_CASES` is found by the header-level start-up check, naming the
+    same file as loading would; the intact view passes."""
+    for case in BAD_CASES:
+        folder = tmp_path / case.replace(" ", "_")
+        lines = _copy_views(synthetic_training_set, folder)
+        bad = _corrupt(_files(folder, lines[0]), case)
+        dataset = ReconDataset(folder, folder / "list.txt", RES, train=True)
+        problems = dataset.check_views()
+        assert list(problems) == [0], case
+        assert problems[0].startswith(f"{bad}: "), (case, problems[0])
+
+
+def test_pixel_damage_behind_a_valid_header_fails_at_load_in_a_worker(
+    synthetic_training_set, tmp_path
+):
+    """Damaged pixel data (header and IEND intact) passes the start-up check; loading it, in a
+    DataLoader worker too, raises DatasetError naming the file."""
+    lines = _copy_views(synthetic_training_set, tmp_path)
+    front = _files(tmp_path, lines[1])["front"]
+    data = bytearray(front.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 32] = bytes(range(32))
+    front.write_bytes(bytes(data))
+    dataset = ReconDataset(tmp_path, tmp_path / "list.txt", RES, train=True)
+    assert dataset.check_views() == {}
+    expected = f"{front}: cannot be decoded (corrupt or truncated image)"
+    with pytest.raises(DatasetError, match="cannot be decoded") as direct:
+        dataset[1]
+    assert str(direct.value) == expected == worker_error_message(direct.value)
+    loader = DataLoader(dataset, batch_size=1, num_workers=1, sampler=[1])
+    with pytest.raises(DatasetError) as in_worker:
+        next(iter(loader))
+    assert "DataLoader worker" in str(in_worker.value)
+    assert worker_error_message(in_worker.value) == expected
+
+
+N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+DAMAGES = ("truncate", "overwrite", "insert", "replace")
+FILES = ("shaded", "front", "back", "keypoint")
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True)
+@given(
+    which=st.sampled_from(FILES),
+    damage=st.sampled_from(DAMAGES),
+    at=st.floats(0.0, 1.0, exclude_max=True),
+    junk=st.binary(min_size=1, max_size=48),
+)
+def test_fuzz_damaged_files_only_ever_raise_dataset_error(
+    synthetic_training_set, which, damage, at, junk
+):
+    """Any byte-level damage to any of a view's four files: the start-up check and the loader
+    either accept it or raise DatasetError naming that file, never another exception; a file cut
+    short is always caught by the start-up check; what loads has the documented shapes."""
+    with tempfile.TemporaryDirectory() as folder:
+        dest = Path(folder)
+        lines = _copy_views(synthetic_training_set, dest, count=1)
+        path = _files(dest, lines[0])[{"front": "front", "back": "back"}.get(which, which)]
+        data = path.read_bytes()
+        cut = int(at * len(data))
+        if damage == "truncate":
+            data = data[:cut]
+        elif damage == "overwrite":
+            data = data[:cut] + junk + data[cut + len(junk) :]
+        elif damage == "insert":
+            data = data[:cut] + junk + data[cut:]
+        else:
+            data = junk
+        path.write_bytes(data)
+        dataset = ReconDataset(dest, dest / "list.txt", RES, train=True)
+        try:
+            dataset.check_view(0)
+            checked = True
+        except DatasetError as e:
+            assert str(e).startswith(f"{path}: "), str(e)
+            checked = False
+        if damage in ("truncate", "replace"):
+            assert not checked, f"{damage} at {cut} of {path.name} passed the check"
+        try:
+            sample = dataset.load(0)
+        except DatasetError as e:
+            assert str(e).startswith(f"{path}: "), str(e)
+        else:
+            assert sample["image"].shape == (3, RES, RES)
+            assert sample["theta"].shape == (12, 2, 3) and torch.isfinite(sample["theta"]).all()

@@ -10,6 +10,7 @@ stopped (on CPU; cuDNN may add non-determinism on GPUs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -24,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from datasets import ReconDataset, collate_skip_none, find_backgrounds
+from datasets import DatasetError, ReconDataset, collate_skip_none, find_backgrounds
 from models import build_model
 from models.checkpoint import load_checkpoint
 from models.losses import Loss2K2K, LossConfig, coarse_sample, get_normal
@@ -111,16 +112,19 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 def truncate_logs(out_dir: Path, global_step: int, start_epoch: int) -> None:
     """Drop log lines a resumed run will write again: training steps after the checkpoint and
-    validations of epochs from ``start_epoch`` on."""
+    validations of epochs from ``start_epoch`` on; also a last line that a killed run left
+    unfinished (no newline)."""
     for name, keep in (
         ("train_log.jsonl", lambda r: r["global_step"] <= global_step),
         ("val_log.jsonl", lambda r: r["epoch"] < start_epoch),
     ):
         path = out_dir / name
         if path.is_file():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if keep(json.loads(ln))]
-            write_text(path, "".join(ln + "\n" for ln in kept))
+            lines = path.read_text().splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()  # cut short by a kill while it was written
+            kept = [ln for ln in lines if ln.strip() and keep(json.loads(ln))]
+            write_text(path, "".join(kept))
 
 
 def check_resume_args(
@@ -138,6 +142,16 @@ def check_resume_args(
 def parameter_checksum(model: torch.nn.Module) -> float:
     """Sum of every parameter in float64 (equal on all ranks when DDP keeps them in sync)."""
     return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every tensor of the state dict, buffers included (equal on all ranks when they
+    hold the same model, bit for bit)."""
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def save_training_checkpoint(path: Path, state: dict) -> None:
@@ -184,6 +198,34 @@ def build_datasets(args: argparse.Namespace) -> tuple[ReconDataset, ReconDataset
     if args.val_list:
         val = ReconDataset(root, root / args.val_list, train=False, **common)
     return train, val
+
+
+def check_views(dataset: ReconDataset, skip: bool, info: DistInfo) -> None:
+    """Start-up check of every view of a list (:meth:`ReconDataset.check_view`: files present,
+    PNG headers, keypoints), each process checking every ``world_size``-th view: every bad view
+    is logged as one line naming its file; then training refuses to start, or with ``skip``
+    (``--skip_bad_views``) the bad views are dropped on every process alike, with a count.
+
+    Raises:
+        DatasetError: some view is bad and ``skip`` is off (or no view is left).
+    """
+    mine = dataset.check_views(range(info.rank, len(dataset), info.world_size))
+    bad = {i: line for part in gather_objects(mine, info) for i, line in part.items()}
+    if not bad:
+        return
+    if info.is_main:
+        for index in sorted(bad):
+            log.error("bad view: %s", bad[index])
+    summary = f"{dataset.list_file}: {len(bad)} of {len(dataset)} views bad (logged above)"
+    if not skip:
+        raise DatasetError(f"{summary}; fix them or pass --skip_bad_views to leave them out")
+    dataset.drop_views(sorted(bad))
+    log.warning("%s; left out (--skip_bad_views): %d views remain", summary, len(dataset))
+
+
+def views_digest(dataset: ReconDataset) -> str:
+    """SHA-256 of the views a run trains on (a resume must see the same ones)."""
+    return hashlib.sha256("\n".join(str(f.shaded) for f in dataset.files).encode()).hexdigest()
 
 
 def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
@@ -280,8 +322,10 @@ def _checkpoint_state(
     step_in_epoch: int,
     global_step: int,
     best: float,
+    views: str,
 ) -> dict:
-    """Everything ``--resume`` needs to continue exactly (weights_only-loadable)."""
+    """Everything ``--resume`` needs to continue exactly (weights_only-loadable); ``views``:
+    :func:`views_digest` of the training set."""
     return {
         "version": CHECKPOINT_VERSION,
         "model": unwrap(model).state_dict(),
@@ -294,6 +338,7 @@ def _checkpoint_state(
         "best": best,
         "rng": rng_states(),
         "args": json.dumps(vars(args), default=str),
+        "views": views,
     }
 
 
@@ -313,9 +358,11 @@ def resume_position(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     info: DistInfo,
+    views: str,
 ) -> tuple[Position, Path | str | None]:
     """Load ``--resume`` (``auto``: ``<out_dir>/last.pt`` when present) into the model, optimizer,
-    scaler and random states; returns the position to continue from and the file."""
+    scaler and random states; returns the position to continue from and the file. ``views``:
+    :func:`views_digest` of this run's training set, which must be the checkpoint's."""
     out_dir = Path(args.out_dir)
     resume = out_dir / "last.pt" if args.resume == "auto" else args.resume
     found = gather_objects(bool(resume) and Path(resume).is_file(), info)
@@ -329,6 +376,11 @@ def resume_position(
         return Position(), resume
     state = torch.load(resume, map_location="cpu", weights_only=True)
     check_resume_args(json.loads(state["args"]), args, state["world_size"], info, resume)
+    if state.get("views", views) != views:
+        raise ValueError(
+            f"{resume}: cannot resume on other training views (a view added, fixed or dropped "
+            "since: the sample order would change)"
+        )
     unwrap(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if state["scaler"] and scaler.is_enabled():  # fp16 both then and now; else a fresh scaler
@@ -356,7 +408,16 @@ def validation_loader(
         sampler=sampler,
         num_workers=args.workers,
         collate_fn=collate_skip_none,
+        generator=torch.Generator(),  # its workers' seeds, not drawn from the global generator
     )
+
+
+def loader_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator an epoch's training DataLoader draws its workers' base seed from: a function
+    of (seed, epoch), so that creating a DataLoader leaves the global torch generator (saved in
+    checkpoints) as it was, and a resumed epoch's workers get the uninterrupted run's seeds."""
+    seed = int(np.random.SeedSequence((seed, epoch)).generate_state(1)[0])
+    return torch.Generator().manual_seed(seed)
 
 
 def train_step(
@@ -412,6 +473,11 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
 def _train(args: argparse.Namespace) -> dict[str, float]:
     info = init_distributed(args.device)
+    train_set, val_set = build_datasets(args)
+    for dataset in (train_set, val_set):  # before anything is written
+        if dataset is not None:
+            check_views(dataset, args.skip_bad_views, info)
+    views = views_digest(train_set)
     out_dir = Path(args.out_dir)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -428,7 +494,6 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             mask_loss=args.mask_loss, reduction=args.loss_reduction, depth_beta=args.depth_beta
         ),
     )
-    train_set, val_set = build_datasets(args)
     sampler = DistributedSampler(
         train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=args.seed
     )
@@ -442,7 +507,7 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
     if args.bad_samples == "skip" and info.distributed:
         raise ValueError("--bad_samples skip is not supported with several processes (DDP)")
     scaler = torch.amp.GradScaler(info.device.type, enabled=args.precision == "fp16")
-    pos, resume = resume_position(args, model, optimizer, scaler, info)
+    pos, resume = resume_position(args, model, optimizer, scaler, info, views)
     if pos.epoch >= args.epochs:
         log.info("%s: all %d epochs are done; nothing to train", resume, args.epochs)
         cleanup(info)
@@ -475,6 +540,7 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             batch_sampler=batches[first:],
             num_workers=args.workers,
             collate_fn=collate_skip_none,
+            generator=loader_generator(args.seed, epoch),
         )
         bar = tqdm(
             loader,
@@ -508,7 +574,9 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             if info.is_main and (at_max or periodic):
                 # (epoch, iters) resumes straight into this epoch's validation and checkpoints
                 at = (epoch, step + 1, pos.global_step, pos.best)
-                state = _checkpoint_state(model, optimizer, scaler, info.world_size, args, *at)
+                state = _checkpoint_state(
+                    model, optimizer, scaler, info.world_size, args, *at, views
+                )
                 save_training_checkpoint(out_dir / "last.pt", state)
         if stop:
             break
@@ -526,7 +594,7 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             if improved:
                 pos.best = metrics[BEST_METRIC[args.phase]]
             at = (epoch + 1, 0, pos.global_step, pos.best)
-            state = _checkpoint_state(model, optimizer, scaler, info.world_size, args, *at)
+            state = _checkpoint_state(model, optimizer, scaler, info.world_size, args, *at, views)
             save_training_checkpoint(out_dir / "last.pt", state)
             if args.ckpt_every and (epoch + 1) % args.ckpt_every == 0:
                 save_training_checkpoint(out_dir / f"epoch_{epoch + 1:03d}.pt", state)
@@ -536,11 +604,13 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
     if writer is not None:
         writer.close()
     checksums = gather_objects(parameter_checksum(unwrap(model)), info)
+    digests = gather_objects(state_digest(unwrap(model)), info)
     if info.is_main:
         summary = {
             "world_size": info.world_size,
             "global_step": pos.global_step,
             "parameter_checksums": checksums,  # one per rank: DDP keeps them equal
+            "state_digests": digests,  # one per rank, buffers included
             "validation": metrics,
         }
         write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
