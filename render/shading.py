@@ -56,6 +56,30 @@ def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
 
 
+def _light_node_class() -> type:
+    """``pyrender.Node`` hashed by the light's draw index (see :class:`ShadedRenderer`)."""
+    import pyrender
+
+    class LightNode(pyrender.Node):
+        """A light node whose hash is its draw index. pyrender sums the lights in the iteration
+        order of ``scene.light_nodes``, a set; with the default identity hash that order, and so
+        the last bit of some SHADED pixels, followed memory addresses and changed between
+        processes (a resumed run differed from an uninterrupted one). Small-integer hashes
+        iterate in draw order."""
+
+        def __init__(self, index: int, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.index = index
+
+        def __hash__(self) -> int:
+            return self.index
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+    return LightNode
+
+
 class ShadedRenderer:
     """Renders SHADED images of vertex-coloured meshes; one OpenGL context, reused.
 
@@ -73,6 +97,7 @@ class ShadedRenderer:
         import pyrender
 
         self._pyrender = pyrender
+        self._light_node = _light_node_class()
         self.res = res
         self.supersample = supersample
         self.renderer = pyrender.OffscreenRenderer(res * supersample, res * supersample)
@@ -115,11 +140,11 @@ class ShadedRenderer:
             innerConeAngle=SPOT_INNER,
             outerConeAngle=SPOT_OUTER,
         )
-        for yaw in rng.integers(0, 360, size=NUM_LIGHTS):
+        for index, yaw in enumerate(rng.integers(0, 360, size=NUM_LIGHTS)):
             light_pose = np.eye(4)
             light_pose[:3, :3] = rotation_y(math.radians(float(yaw)))
             light_pose[:3, 3] = light_pose[:3, :3] @ np.array([0.0, 0.0, SPOT_RADIUS])
-            self.scene.add(light, pose=light_pose)
+            self.scene.add_node(self._light_node(index, light=light, matrix=light_pose))
         color, _ = self.renderer.render(self.scene)
         # pyrender keys its shader programs by OpenGL.contextdata.getContext(), which under OSMesa
         # is a new object on every call: each render would compile and keep another program

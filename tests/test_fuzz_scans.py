@@ -12,7 +12,7 @@ type, never a hang, never a multi-GB allocation for a header that claims 10^12 v
 * the joint readers of ``render_keypoint.py``: ``Joint3D`` JSON, 2K2K ``kp3ds.json`` and OpenPose
   JSON (:func:`utils.keypoints.load_openpose_json`).
 
-The example budget is ``FUZZ_EXAMPLES`` per test (default 40, derandomised so CI is reproducible);
+The example budget is ``FUZZ_EXAMPLES`` per test (default 100, derandomised so CI is reproducible);
 ``FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_scans.py`` is the long run.
 """
 
@@ -38,7 +38,7 @@ from utils.errors import BadInputError
 from utils.keypoints import load_openpose_json
 from utils.scans import RenderInputError, read_scan, scan_files
 
-N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=N_EXAMPLES,
     deadline=None,
@@ -297,6 +297,21 @@ def test_fuzz_obj_scans(root, data, texture):
         colors = np.asarray(scan.mesh.visual.vertex_colors)
         assert colors.shape == (len(vertices), 4) and colors.dtype == np.uint8
         assert out is not None, "the colouring loader accepted what the geometry reader refused"
+
+
+@FUZZ
+@given(texture=texture_files())
+def test_fuzz_textures(root, texture):
+    """A valid textured OBJ with any texture file: coloured, or refused naming the texture."""
+    d = root / "obj" / "2K2K" / "texitem"
+    d.mkdir(parents=True, exist_ok=True)
+    texture_path = d / "texitem.png"
+    (d / "texitem.obj").write_text("\n".join(CUBE_OBJ) + "\n")
+    texture_path.write_bytes(texture)
+    scan = check_outcome(lambda: load_scan(root, "2K2K", "texitem", "obj"), [texture_path])
+    if scan is not None:
+        colors = np.asarray(scan.mesh.visual.vertex_colors)
+        assert colors.shape == (len(scan.mesh.vertices), 4) and colors.dtype == np.uint8
 
 
 # ------------------------------------------------------------------------------------------------

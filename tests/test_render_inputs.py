@@ -243,26 +243,13 @@ def test_scan_in_other_units_renders_like_metres(tmp_path, factor):
 
 KILL_ITEMS = 8
 KILL_YAWS = ("-30", "-10", "0", "10", "30")
+KILL_ARGS = ("--data_name", "ANNY", "--res", "96", "--yaws", *KILL_YAWS)
 
 
-def test_killed_batch_resumes_to_identical_outputs(tmp_path):
-    """SIGKILL once the first item's files appear; no file under a real name is truncated (each
-    equals the uninterrupted run's bytes), stray ``.*.tmp`` files (real leftovers and planted
-    ones) are never taken for outputs, and the rerun ends byte-identical to the uninterrupted
-    run."""
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    for i in range(KILL_ITEMS):
-        mesh = human_like((40 + 20 * i, 200 - 15 * i, 90))
-        mesh.vertices[:, 0] *= 1.0 + 0.05 * i
-        write_ply_item(whole, "ANNY", f"h{i}", mesh)
-    shutil.copytree(whole / "obj", killed / "obj")
-    args = ("--data_name", "ANNY", "--res", "96", "--yaws", *KILL_YAWS)
-    assert cli("render.render", "--data_path", str(whole), *args).returncode == 0
-    reference = real_files(whole)
-    assert len(reference) == KILL_ITEMS * len(KILL_YAWS) * 5 + 2
-
+def render_until_killed(root: Path, ready) -> None:
+    """Start ``render.render`` on ``root`` and SIGKILL it as soon as ``ready()`` is true."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "render.render", "--data_path", str(killed), *args],
+        [sys.executable, "-m", "render.render", "--data_path", str(root), *KILL_ARGS],
         cwd=REPO,
         env=ENV,
         stdout=subprocess.DEVNULL,
@@ -270,17 +257,42 @@ def test_killed_batch_resumes_to_identical_outputs(tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while not list((killed / "PERS").rglob("*.png")) and time.monotonic() < deadline:
+        while not ready() and time.monotonic() < deadline:
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    partial = real_files(killed)
-    outputs = [p for p in partial if p.parts[0] == "PERS"]
-    assert 0 < len(outputs) < KILL_ITEMS * len(KILL_YAWS) * 5, "the kill did not land mid-batch"
-    for name in outputs:  # whole files only: each is the uninterrupted run's
-        assert partial[name] == reference[name], name
+
+
+def test_killed_batch_resumes_to_identical_outputs(tmp_path):
+    """SIGKILL a batch once its first file appears (within the first item's writes), resume it and
+    SIGKILL it again once a later item starts, then resume to the end. After each kill no file
+    under a real name is truncated or different (each equals the uninterrupted run's bytes);
+    stray ``.*.tmp`` files (real leftovers and planted ones) are never taken for outputs; the
+    last rerun ends byte-identical to the uninterrupted run."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for i in range(KILL_ITEMS):
+        mesh = human_like((40 + 20 * i, 200 - 15 * i, 90))
+        mesh.vertices[:, 0] *= 1.0 + 0.05 * i
+        write_ply_item(whole, "ANNY", f"h{i}", mesh)
+    shutil.copytree(whole / "obj", killed / "obj")
+    assert cli("render.render", "--data_path", str(whole), *KILL_ARGS).returncode == 0
+    reference = real_files(whole)
+    total = KILL_ITEMS * len(KILL_YAWS) * 5
+    assert len(reference) == total + 2
+    pers = killed / "PERS"
+    later = f"h{KILL_ITEMS // 2}_"
+    for ready in (
+        lambda: any(pers.rglob("*.png")),
+        lambda: any(p.name.startswith(later) for p in pers.rglob("*.png")),
+    ):
+        render_until_killed(killed, ready)
+        partial = real_files(killed)
+        outputs = [p for p in partial if p.parts[0] == "PERS"]
+        assert 0 < len(outputs) < total, "the kill did not land mid-batch"
+        for name in outputs:  # whole files only: each is the uninterrupted run's
+            assert partial[name] == reference[name], name
     # stray temporary files beside the outputs of an unfinished item must not count as outputs
     unfinished = view_files(killed, "ANNY", f"h{KILL_ITEMS - 1}", 0)
     planted = [p.parent / f".{p.name}.x1y2z3.tmp" for p in unfinished.image_files]
@@ -289,7 +301,7 @@ def test_killed_batch_resumes_to_identical_outputs(tmp_path):
         p.write_bytes(b"\x89PNG truncated")
     assert all(not p.exists() for p in unfinished.image_files)
 
-    rerun = cli("render.render", "--data_path", str(killed), *args)
+    rerun = cli("render.render", "--data_path", str(killed), *KILL_ARGS)
     assert rerun.returncode == 0, rerun.stderr
     assert real_files(killed) == reference
     assert all(p.read_bytes() == b"\x89PNG truncated" for p in planted)  # never read nor counted
