@@ -332,3 +332,55 @@ def test_evaluate_unwritable_output_stops_before_anything(tmp_path: Path) -> Non
     evaluate.check_args(parser, args)
     with pytest.raises(SystemExit, match="output folder cannot be written"):
         evaluate.main(args)
+
+
+# ------------------------------------------------------------------------------------------------
+# one folder holding every case of the bad-input corpus
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_02_mixed_folder_gives_exactly_the_good_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every case of ``tests/test_bad_inputs.py`` that needs no mask folder or rembg setting, each
+    under its own stem, in one folder beside the good item and run as one batch: the working
+    items (and only they) are done, each bad item fails with one line naming its file and the
+    case's reason, and nothing of a bad item is written."""
+    from test_bad_inputs import CASES
+
+    from inference import InputOptions, OutputOptions, run_folder
+    from inference.predictor import output_names
+
+    mixed = tmp_path / "mixed"
+    write_syn_item(mixed, "good")
+    expected_done, expected_failed = {"good.png"}, {}
+    for name, case in CASES.items():
+        if case.mask_dir is not None or case.rembg is not None or not case.image:
+            continue
+        scratch = tmp_path / "cases" / name
+        scratch.mkdir(parents=True)
+        case.make(scratch)
+        for f in scratch.iterdir():
+            assert f.name.startswith("bad"), f
+            f.rename(mixed / f"{name}{f.name[3:]}")
+        image = f"{name}{case.image[3:]}"
+        if case.error is None:
+            expected_done.add(image)
+        else:
+            expected_failed[image] = case.error
+    assert len(expected_failed) >= 20 and len(expected_done) >= 5
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "no_models"))
+    predictor = Predictor(tiny_model(front=1.9, back=2.1))
+    out = tmp_path / "out"
+    report = run_folder(predictor, mixed, out, InputOptions(), progress=False)
+    assert {p.name for p in report.done} == expected_done
+    failed = {p.name: line for p, line in report.failed}
+    assert set(failed) == set(expected_failed)
+    for image, line in failed.items():
+        assert "\n" not in line and Path(image).stem in line and expected_failed[image] in line, (
+            line
+        )
+    written = {os.fspath(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    names = {n for image in expected_done for n in output_names(Path(image).stem, OutputOptions())}
+    assert written == names, written ^ names
