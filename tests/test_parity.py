@@ -10,6 +10,9 @@ eval mode, ``channels_last``, tiled refinement, 2 threads, no grad.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,8 @@ import torch
 from conftest import CASE_SYN
 
 from models.parity import (
+    SAMPLE_ATOL,
+    SAMPLE_RTOL,
     CaseReference,
     build_recipe_model,
     compare_key,
@@ -130,3 +135,52 @@ def test_coarse_mask_binarisation(case_run):
     thr = case_run.ref.stats["coarse_mask_threshold"]
     assert int(mine.sum()) == thr["n_pixels_mask_gt_half"]
     assert mine.size == thr["n_pixels_total"]
+
+
+PERTURBATION = 1.5
+"""How far a perturbed value lies from the reference, in units of its tolerance (README §8): just
+beyond it. Half of it (0.75) is within and must pass."""
+
+
+def _limit(value: float) -> float:
+    """README §8 sample / full-tensor tolerance at a reference ``value``."""
+    return SAMPLE_ATOL + SAMPLE_RTOL * abs(value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case_run", ["syn"], indirect=True)  # always present
+def test_parity_fails_on_a_perturbed_output(case_run, tmp_path):
+    """One value of one output moved just beyond its tolerance fails that key's comparison (a
+    sampled key and a full-tensor key), just within it passes; check_parity.py on a case whose
+    reference differs so from our output reports the key and exits 1."""
+    for key, check in (("pred_normal_front", "samples"), ("pred_down_depth_front", "full tensor")):
+        if check == "samples":
+            j = 123  # a sampled element
+            where = int(case_run.ref.samples[f"{key}__idx"][j])
+            ref = float(case_run.ref.samples[f"{key}__val"][j])
+        else:
+            where = case_run.outputs[key].size // 2
+            ref = float(case_run.ref.small[key].reshape(-1)[where])
+        for factor, ok in ((PERTURBATION / 2, True), (PERTURBATION, False)):
+            mine = case_run.outputs[key].copy()
+            mine.reshape(-1)[where] = ref + factor * _limit(ref)
+            report = compare_key(key, mine, case_run.ref)
+            assert report.ok is ok, f"{factor}x the tolerance:\n{report}"
+            if not ok:
+                failed = [c.name for c in report.checks if not c.ok]
+                assert failed == [check], report
+
+    case = tmp_path / "case_syn"
+    shutil.copytree(CASE_SYN, case)
+    samples = dict(np.load(case / "ref_samples.npz"))
+    key = "pred_normal_front"
+    index = samples[f"{key}__idx"][7]
+    mine = float(case_run.outputs[key].reshape(-1)[index])
+    samples[f"{key}__val"][7] = mine + PERTURBATION * _limit(mine)  # our output is now beyond
+    np.savez(case / "ref_samples.npz", **samples)
+    cmd = [sys.executable, "check_parity.py", "--case", str(case), "--out", str(tmp_path / "out")]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"[{key}]" in proc.stdout and "FAIL samples" in proc.stdout
+    assert f"parity FAILED ({len(case_run.ref.keys) - 1}/{len(case_run.ref.keys)})" in proc.stdout
