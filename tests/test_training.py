@@ -86,12 +86,17 @@ convolution bias feeding a BatchNorm has a zero gradient in exact arithmetic, so
 1 of 814 in phase 1, ``img2normal_leg.Att3.psi.0.bias``) may get exactly 0 and stay."""
 
 
-def assert_moved(model: torch.nn.Module, after: dict[str, torch.Tensor]) -> None:
-    """At least :data:`MOVED_FRACTION` of the trainable tensors of ``model`` (the initial weights)
-    differ in ``after``."""
+def assert_moved(
+    model: torch.nn.Module,
+    after: dict[str, torch.Tensor],
+    before: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """At least :data:`MOVED_FRACTION` of the trainable tensors of ``model`` differ between
+    ``before`` (default: ``model``'s, the initial weights) and ``after``."""
+    before = model.state_dict() if before is None else before
     trainable = [k for k, p in model.named_parameters() if p.requires_grad]
     assert trainable
-    still = [k for k in trainable if torch.equal(after[k], model.state_dict()[k])]
+    still = [k for k in trainable if torch.equal(after[k], before[k])]
     assert len(still) <= (1 - MOVED_FRACTION) * len(trainable), (
         f"{len(still)} of {len(trainable)} trainable tensors never moved: {still[:5]}"
     )
@@ -356,12 +361,18 @@ CHECKPOINTING_ATOL = 1e-6
 identical on CPU; Adam's first steps move each weight by up to ~lr = 1e-3)."""
 
 
+FP16_INITIAL_SCALE = 2.0**16
+"""``torch.amp.GradScaler``'s initial loss scale. This model's fp16 gradients overflow at scales
+above 2048 (measured at 256², width 1/8), so a fresh scaler skips its first 5 steps (halving the
+scale each time), by design; 6 fp16 steps are the fewest that move the weights."""
+
+
 def test_checkpointing_and_precision_options(synthetic_training_set, tmp_path, monkeypatch):
     """``--checkpointing`` recomputes (every checkpointed unit runs twice) and changes neither the
     losses nor the weights after 3 real steps; ``--precision fp32`` keeps CUDA's TF32 switches off
     through the backward recomputation and restores them after; bf16 trains (the weights move)
     with finite losses, and a run resumes at another precision (fp16: a fresh gradient scaler,
-    and its step moves the weights too)."""
+    whose first steps overflow and are skipped; the later ones move the weights)."""
     plain, ckpt, low = tmp_path / "plain", tmp_path / "ckpt", tmp_path / "bf16"
     p1 = ("--phase", "1", "--max_steps", "3", "--lr", "1e-3")
     train_loop(train_args(synthetic_training_set, plain, *p1))
@@ -397,11 +408,12 @@ def test_checkpointing_and_precision_options(synthetic_training_set, tmp_path, m
     assert losses(low) != losses(plain)  # autocast did run
     bf16 = weights(low / "last.pt")
     assert_moved(start, bf16)
-    more = ("--phase", "1", "--epochs", "2", "--max_steps", "4", "--lr", "1e-3", "--resume", "auto")
+    more = ("--phase", "1", "--epochs", "3", "--val_list", "", "--lr", "1e-3", "--resume", "auto")
     train_loop(train_args(synthetic_training_set, low, *more, "--precision", "fp16"))
-    assert len(losses(low)) == 4 and np.isfinite(losses(low)).all()
-    assert_moved(start, weights(low / "last.pt"))
-    assert any(not torch.equal(bf16[k], v) for k, v in weights(low / "last.pt").items())
+    assert len(losses(low)) == 9 and np.isfinite(losses(low)).all()
+    state = torch.load(low / "last.pt", weights_only=True)
+    assert state["scaler"]["scale"] < FP16_INITIAL_SCALE  # it skipped overflowing steps
+    assert_moved(start, state["model"], before=bf16)  # and then the fp16 steps moved them
 
 
 def test_resume_with_other_settings_is_refused(synthetic_training_set, tmp_path):
