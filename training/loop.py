@@ -1,10 +1,13 @@
 """The 2K2K training loop: two phases, validation, exact resume, DDP (driven by ``train.py``).
 
-One flat loop (setup -> model, optimizer, data -> resume -> epochs of steps -> validation and
-checkpoints). Everything random is a function of the seed: the model initialisation, the shuffling
-(``DistributedSampler`` seeded per epoch, also when running alone) and every sample's augmentation
-(``(seed, epoch, index)``), so a run resumed from a checkpoint continues exactly as if it had never
-stopped (on CPU; cuDNN may add non-determinism on GPUs).
+One flat loop (data and the start-up check of every view -> model, optimizer -> resume -> epochs
+of steps -> validation and checkpoints). Everything random is a function of the seed: the model
+initialisation, the shuffling (``DistributedSampler`` seeded per epoch, also when running alone),
+every sample's augmentation (``(seed, epoch, index)``) and the DataLoader workers' seeds (their own
+generator per epoch: creating a DataLoader leaves the global random state, which checkpoints save,
+untouched), so a run resumed from a checkpoint, mid-epoch, at an epoch's end or under DDP,
+continues exactly as if it had never stopped (on CPU; cuDNN may add non-determinism on GPUs).
+A log line cut short by a kill is dropped on resume.
 """
 
 from __future__ import annotations
