@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from utils.errors import BadInputError
-from utils.fileio import atomic_write_bytes
+from utils.fileio import write_all
 from utils.keypoints import (
     KEYPOINT_NAMES,
     KeypointError,
@@ -421,14 +421,6 @@ def square_mask(mask: np.ndarray, res: int) -> np.ndarray:
     return padded > 0.5
 
 
-def encode_png(image: np.ndarray, source: str = "<png>") -> bytes:
-    """PNG bytes of an OpenCV-ordered image (BGR/BGRA uint8, or single-channel uint8/uint16)."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
-    if not ok:
-        raise OSError(f"{source}: OpenCV could not encode a {image.dtype} image of {image.shape}")
-    return buf.tobytes()
-
-
 def write_files(root: str | os.PathLike, files: dict[str, bytes]) -> list[Path]:
     """Write several files under ``root`` atomically, each through a temporary file.
 
@@ -441,14 +433,4 @@ def write_files(root: str | os.PathLike, files: dict[str, bytes]) -> list[Path]:
     Returns:
         the written paths.
     """
-    written: list[Path] = []
-    try:
-        for rel, data in files.items():
-            path = Path(root) / rel
-            atomic_write_bytes(path, data)
-            written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return written
+    return write_all({Path(root) / rel: data for rel, data in files.items()})

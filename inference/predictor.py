@@ -42,6 +42,7 @@ from models.losses import get_normal
 from models.parts import PART_NETS
 from models.precision import autocast, check_cpu_precision, check_precision
 from utils.camera import REFERENCE_RES
+from utils.fileio import encode_png
 from utils.keypoints import (
     KEYPOINT_NPY_KINDS,
     NUM_KEYPOINTS,
@@ -55,7 +56,6 @@ from .io import (
     InputError,
     check_image_size,
     check_keypoints_in_image,
-    encode_png,
     square_image,
     square_mask,
 )

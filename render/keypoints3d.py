@@ -35,8 +35,9 @@ import cv2
 import numpy as np
 
 from render.layout import view_files, view_name
-from render.pipeline import RenderReport, encode_png, run_items, write_item_files
+from render.pipeline import RenderReport, run_items
 from utils.camera import ScanTransform, project, view_rotation
+from utils.fileio import encode_png, write_all
 from utils.keypoints import (
     BODY25_INDEX,
     HAND_PIP_INDEX,
@@ -356,7 +357,7 @@ def write_item_keypoints(
         np.save(buf, kp)
         outputs[files.keypoint] = buf.getvalue()
         outputs[files.keypoint_sample] = encode_png(keypoint_overlay(image, kp))
-    write_item_files(outputs)
+    write_all(outputs)
     return True
 
 

@@ -19,11 +19,10 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -33,7 +32,7 @@ from render.raycast import RayCaster
 from render.shading import ShadedRenderer, gl_platform
 from utils.batch import run_item
 from utils.camera import MAX_ENCODABLE_RANGE, range_to_png
-from utils.fileio import atomic_write_bytes, write_json, write_text
+from utils.fileio import encode_png, write_all, write_json, write_text
 from utils.scans import DATASETS, RenderInputError, list_items
 
 log = logging.getLogger(__name__)
@@ -92,28 +91,6 @@ def face_colors(scan: Scan) -> np.ndarray:
 def colour_image(colors: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 BGR image of hit-face colours from :func:`face_colors` (-1 = black)."""
     return colors[face_ids]
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an OpenCV image ([H, W, 3] uint8 BGR or [H, W] uint16)."""
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"OpenCV could not encode a {image.dtype} image of {image.shape} as PNG")
-    return buf.tobytes()
-
-
-def write_item_files(files: Mapping[Path, bytes]) -> None:
-    """Write one item's files, each atomically; if any write fails, remove those already written
-    (the item leaves nothing behind) and raise."""
-    written: list[Path] = []
-    try:
-        for path, data in files.items():
-            atomic_write_bytes(path, data)
-            written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
 
 
 class ScanRenderer:
@@ -207,7 +184,7 @@ class ScanRenderer:
         if not todo:
             return False
         scan = load_scan(self.data_path, self.data_name, item, self.options.mesh_format)
-        write_item_files(self.render_views(scan, todo))
+        write_all(self.render_views(scan, todo))
         return True
 
     def render_views(self, scan: Scan, views: Sequence[tuple[str, int]]) -> dict[Path, bytes]:

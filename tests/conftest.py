@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from bench.common import fixture_theta
 
@@ -15,6 +17,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CASE_SYN = FIXTURES / "case_syn"
 WEIGHTS_TSV = FIXTURES / "weights_keys.tsv"
 SHARED_PARITY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "parity"
+
+
+def fuzz_settings(default_examples: int) -> settings:
+    """Hypothesis settings of the property-based tests: ``default_examples`` per test, or
+    ``$FUZZ_EXAMPLES`` for a longer run; derandomised, so CI runs the same examples every time."""
+    return settings(
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", default_examples)),
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
 
 # The reference outputs were computed with 2 threads; the CI machine has 2 cores.
 torch.set_num_threads(2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from conftest import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
@@ -527,12 +527,11 @@ def test_pixel_damage_behind_a_valid_header_fails_at_load_in_a_worker(
     assert worker_error_message(in_worker.value) == expected
 
 
-N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 DAMAGES = ("truncate", "overwrite", "insert", "replace")
 FILES = ("shaded", "front", "back", "keypoint")
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True)
+@fuzz_settings(40)
 @given(
     which=st.sampled_from(FILES),
     damage=st.sampled_from(DAMAGES),

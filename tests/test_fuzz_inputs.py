@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import struct
 import zipfile
@@ -47,7 +46,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from conftest import fuzz_settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_inference import syn_item
@@ -64,14 +64,8 @@ from utils.keypoints import openpose_to_keypoints31
 
 T = TypeVar("T")
 
-N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
-FUZZ = settings(
-    max_examples=N_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-FUZZ_SLOW = settings(FUZZ, max_examples=max(5, N_EXAMPLES // 4))
+FUZZ = fuzz_settings(40)
+FUZZ_SLOW = settings(FUZZ, max_examples=max(5, FUZZ.max_examples // 4))
 """Tests that build a phase-2 model per example (0.2 s each)."""
 
 SPECIALS = [float("nan"), float("inf"), float("-inf"), 1e308, -1e308, 1e-320, 0.0, -0.0]

@@ -19,7 +19,6 @@ The example budget is ``FUZZ_EXAMPLES`` per test (default 100, derandomised so C
 from __future__ import annotations
 
 import json
-import os
 import resource
 import struct
 import time
@@ -29,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from render.keypoints3d import load_kp3ds, load_wholebody_json
@@ -38,13 +38,7 @@ from utils.errors import BadInputError
 from utils.keypoints import load_openpose_json
 from utils.scans import RenderInputError, read_scan, scan_files
 
-N_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
-FUZZ = settings(
-    max_examples=N_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(100)
 
 MAX_SECONDS = 5.0
 """Longest one read of a file of a few kB may take (a hang or a 10^12-row loop fails it)."""

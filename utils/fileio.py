@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -59,6 +60,37 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise OSError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from exc
     return path
+
+
+def encode_png(image: np.ndarray, source: str = "<png>") -> bytes:
+    """PNG bytes of an OpenCV-ordered image ([H, W, 3|4] BGR(A) uint8, or [H, W] uint8/uint16).
+
+    Raises:
+        OSError: OpenCV could not encode it (the message names ``source``).
+    """
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise OSError(f"{source}: OpenCV could not encode a {image.dtype} image of {image.shape}")
+    return buf.tobytes()
+
+
+def write_all(files: Mapping[Path, bytes]) -> list[Path]:
+    """Write one item's files, each atomically (:func:`atomic_write_bytes`); if one write fails,
+    remove those this call already wrote, so the item leaves nothing behind, and raise.
+
+    Returns:
+        the written paths.
+    """
+    written: list[Path] = []
+    try:
+        for path, data in files.items():
+            atomic_write_bytes(path, data)
+            written.append(Path(path))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
