@@ -189,13 +189,17 @@ def check_image(path: Path, flags: int, dtype: type, channels: int, res: int) ->
 
 
 def worker_error_message(exc: BadInputError) -> str:
-    """The one-line message of a :class:`DatasetError` (any bad-input error): PyTorch re-raises a
-    DataLoader worker's exception in the main process with the worker's traceback as its
-    message, whose last line is ``<module>.DatasetError: <message>``; a message raised in the main
-    process is returned as it is."""
-    lines = str(exc).strip().splitlines()
-    if len(lines) < 2:
-        return lines[0] if lines else ""
+    """The message of a :class:`DatasetError` (any bad-input error) as the user should see it.
+
+    PyTorch re-raises a DataLoader worker's exception in the main process with ``Caught <type> in
+    DataLoader worker process N`` and the worker's traceback as its message, whose last line is
+    ``<module>.DatasetError: <message>``: that one line is returned. Any other message (raised in
+    the main process, possibly of several lines, e.g. a checkpoint's missing keys) is returned as
+    it is."""
+    text = str(exc).strip()
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("Caught ") or "DataLoader worker" not in lines[0]:
+        return text
     marker = f"{type(exc).__name__}: "
     return lines[-1].split(marker, 1)[1] if marker in lines[-1] else lines[-1]
 

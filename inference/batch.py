@@ -263,7 +263,9 @@ def _run_image(
     forward time in seconds."""
     item = reader.read(path)
     pred = predictor.predict(item.image, item.keypoints, item.mask, os.fspath(path))
-    write_files(out_dir, prediction_files(pred, stem, options) | detection_files(item, stem))
+    # detected keypoints first: --skip_existing looks for the prediction files, so an image
+    # interrupted between the two groups is redone, not skipped without its keypoint files
+    write_files(out_dir, detection_files(item, stem) | prediction_files(pred, stem, options))
     return item, pred.seconds
 
 

@@ -10,8 +10,7 @@
   or RGB value) is applied here, not left to OpenCV: OpenCV ignores it for grey images, and
   whether it honours it for palette images has depended on its version. The chunk is removed and
   a palette replaced by an index ramp before OpenCV decodes, so every OpenCV >= 4.9 gives the same
-  RGBA. (Pillow would do it too, but it is no declared dependency, and it clips 16-bit grey to 8
-  bits instead of scaling it.)
+  RGBA. (Pillow would do it too, but it clips 16-bit grey to 8 bits instead of scaling it.)
 * Keypoints: ``<stem>_keypoints.json`` (OpenPose BODY_25 + hands, the authors' format), else
   ``<stem>_keypoints.npy`` holding the ``(31, 3)`` rows ``(u, v, confidence)`` (or ``(3, 31)``) in
   the original image's pixels; confidence <= 0 marks a missing keypoint.

@@ -76,9 +76,10 @@ def read_texture(path: Path) -> np.ndarray:
         RenderInputError: missing, unreadable, or larger than :data:`MAX_TEXTURE_PIXELS`.
     """
     try:
-        with warnings.catch_warnings(), PIL.Image.open(path) as image:
-            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-            width, height = image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # ours is below
+            with PIL.Image.open(path) as image:
+                width, height = image.size
     except PIL.Image.DecompressionBombError as e:  # PIL's own limit, above ours
         raise RenderInputError(f"{path}: texture too large ({e})") from e
     except (OSError, ValueError):  # not an image PIL knows: OpenCV decides below

@@ -19,6 +19,8 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from render.keypoints3d import keypoint_dataset
 from render.layout import DEFAULT_YAWS
 from render.pipeline import RenderOptions, ScanRenderer, render_dataset, write_list
@@ -94,10 +96,11 @@ def build_synthetic_training_set(
     renderer.check_settings()  # before generating: refuse a data set with another seed or res
     failed: list[tuple[str, str]] = []
     names = []
-    for index in range(num):  # one shard per human: each human is generated on its own
+    # one shard per human: each human is generated (and may fail) on its own
+    for index in tqdm(range(num), desc=f"{DATA_NAME} humans", disable=not progress):
         name = f"{DATA_NAME.lower()}_{index:04d}"
         made = functools.partial(
-            generate, data_path, num, seed=seed, data_name=DATA_NAME, num_shards=num, shard_id=index
+            generate, data_path, num, seed, DATA_NAME, num, index, progress=False
         )
         if run_item(name, made, failed, debug=debug) is not None:
             names.append(name)

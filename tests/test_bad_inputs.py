@@ -27,7 +27,7 @@ from test_inference import syn_item, tiny_model, write_syn_item
 
 import test_02_model
 from inference import InputOptions, OutputOptions, Predictor, run_folder
-from inference.background import RembgMasker
+from inference.background import RembgMasker, SilhouetteError, check_silhouette
 from inference.predictor import output_names, prediction_files
 from models import build_model
 from utils.keypoints import load_openpose_json
@@ -510,3 +510,28 @@ def test_script_stops_on_bad_checkpoint_or_folder(name: str, tmp_path: Path) -> 
     if name.startswith("checkpoint"):
         assert checkpoint.name in message.splitlines()[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extent", "squeeze"),
+    [(0.27, 1.0), (0.3, 0.6), (0.95, 0.35)],
+    ids=["small_person", "small_profile", "tall_thin_profile"],
+)
+def test_small_or_thin_people_pass_the_silhouette_check(extent: float, squeeze: float) -> None:
+    """The fixture's person scaled to a small extent of a 512² input, or squeezed sideways like a
+    profile, is still a person: the thresholds refuse specks, not people far from the camera."""
+    from conftest import CASE_SYN
+
+    res = 512
+    person = cv2.imread(str(CASE_SYN / "mask_2048.png"), cv2.IMREAD_GRAYSCALE) > 0
+    rows, cols = np.flatnonzero(person.any(1)), np.flatnonzero(person.any(0))
+    person = person[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.uint8)
+    h = round(extent * res)
+    w = max(1, round(person.shape[1] * h / person.shape[0] * squeeze))
+    small = cv2.resize(person, (w, h), interpolation=cv2.INTER_AREA) > 0
+    mask = np.zeros((res, res), bool)
+    mask[10 : 10 + h, 20 : 20 + w] = small
+    check_silhouette(mask, np.zeros((31, 3)), "person.png")
+    mask[10 + h // 5 :] = False  # the head and shoulders alone
+    with pytest.raises(SilhouetteError, match="person.png: the silhouette"):
+        check_silhouette(mask, np.zeros((31, 3)), "person.png")

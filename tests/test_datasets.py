@@ -525,6 +525,8 @@ def test_pixel_damage_behind_a_valid_header_fails_at_load_in_a_worker(
         next(iter(loader))
     assert "DataLoader worker" in str(in_worker.value)
     assert worker_error_message(in_worker.value) == expected
+    several = DatasetError("ckpt.pt: checkpoint does not fit the model:\n    b.weight")
+    assert worker_error_message(several) == str(several)  # not a worker's: shown whole
 
 
 DAMAGES = ("truncate", "overwrite", "insert", "replace")

@@ -33,11 +33,8 @@ import cv2
 import numpy as np
 import pytest
 import trimesh
-
-from render.layout import list_line, view_files
-from render.mesh import MAX_TEXTURE_PIXELS
-from tests.test_fuzz_scans import png_claiming
-from tests.test_render import (
+from test_fuzz_scans import png_claiming
+from test_render import (
     colored,
     concat,
     flat_texture,
@@ -46,6 +43,9 @@ from tests.test_render import (
     write_obj,
     write_ply_item,
 )
+
+from render.layout import list_line, view_files
+from render.mesh import MAX_TEXTURE_PIXELS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYOPENGL_PLATFORM="osmesa")

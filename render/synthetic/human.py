@@ -245,6 +245,7 @@ def generate(
     data_name: str = "ANNY",
     num_shards: int = 1,
     shard_id: int = 0,
+    progress: bool = True,
 ) -> list[str]:
     """Generate and save humans ``<data_name.lower()>_<i:04d>`` for ``i`` in ``range(num)``.
 
@@ -252,13 +253,16 @@ def generate(
     regardless of sharding. Only ``i % num_shards == shard_id`` is handled here; a human whose
     PLY and JSON both exist is skipped (resume). The model is loaded only if something is missing.
 
+    Args:
+        progress: show a tqdm bar.
     Returns:
         The names of this shard's humans, written now or found on disk.
     """
     if num_shards < 1 or not 0 <= shard_id < num_shards:
         raise ValueError(f"need 0 <= shard_id < num_shards, got {shard_id=} {num_shards=}")
     names = []
-    for index in tqdm(range(shard_id, num, num_shards), desc=f"{data_name} humans"):
+    indices = range(shard_id, num, num_shards)
+    for index in tqdm(indices, desc=f"{data_name} humans", disable=not progress):
         name = f"{data_name.lower()}_{index:04d}"
         names.append(name)
         if all(path.exists() for path in _paths(data_path, data_name, name)):
