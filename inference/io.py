@@ -67,7 +67,10 @@ def image_stem(path: str | os.PathLike) -> str:
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Input images of a folder: ``.png .jpg .jpeg`` in any case, sorted by name.
 
-    Other files (keypoints, masks named ``<stem>_mask.<ext>``, anything else) are ignored.
+    Other files (keypoints, masks named ``<stem>_mask.<ext>``, anything else) and folders are
+    ignored. An entry with an image's name that is no regular file (a broken link, a pipe) is
+    listed, so that reading it fails with a line of its own instead of vanishing from the batch
+    unnoticed.
     Raises:
         InputError: the folder does not exist.
     """
@@ -77,7 +80,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(MASK_SUFFIX)
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.stem.endswith(MASK_SUFFIX)
+        and not p.is_dir()
     )
 
 
@@ -307,6 +312,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         InputError: missing or unreadable file, or see :func:`decode_image`.
     """
     source = os.fspath(path)
+    if not Path(source).is_file():  # a broken link, a folder, or a pipe that would block a read
+        what = "not a regular file" if Path(source).exists() else "no such file"
+        raise InputError(f"{source}: cannot read image ({what})")
     try:
         data = Path(source).read_bytes()
     except OSError as exc:

@@ -384,3 +384,23 @@ def test_02_mixed_folder_gives_exactly_the_good_outputs(
     written = {os.fspath(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     names = {n for image in expected_done for n in output_names(Path(image).stem, OutputOptions())}
     assert written == names, written ^ names
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_02_image_names_that_are_not_files_fail_alone(tmp_path: Path) -> None:
+    """A broken link and a named pipe with an image's name are each one failed item (before, they
+    vanished from the batch unnoticed); a folder with such a name is no input."""
+    from inference import InputOptions, run_folder
+
+    data = tmp_path / "in"
+    write_syn_item(data, "good")
+    (data / "folder.png").mkdir()
+    (data / "broken.png").symlink_to(data / "nothing.png")
+    os.mkfifo(data / "pipe.png")
+    predictor = Predictor(tiny_model(front=1.9, back=2.1))
+    report = run_folder(predictor, data, tmp_path / "out", InputOptions(), progress=False)
+    assert [p.name for p in report.done] == ["good.png"]
+    assert {p.name: line.split(": ", 1)[1] for p, line in report.failed} == {
+        "broken.png": "cannot read image (no such file)",
+        "pipe.png": "cannot read image (not a regular file)",
+    }
