@@ -44,7 +44,8 @@ def list_clouds(paths: Sequence[str | os.PathLike]) -> list[Path]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() == ".ply" and q.is_file())
+            # not only regular files: a broken link or a pipe fails as an item, not in silence
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() == ".ply" and not q.is_dir())
             if not found:
                 raise PointCloudError(f"{p}: no .ply files in this folder")
             files.extend(found)

@@ -171,8 +171,9 @@ def read_point_cloud(path: str | os.PathLike) -> PointCloud:
             non-finite coordinates or normals, colours outside [0, 1]; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PointCloudError(f"{path}: file not found")
+    if not path.is_file():  # also a pipe, which a read would block on
+        what = "not a regular file" if path.exists() else "file not found"
+        raise PointCloudError(f"{path}: {what}")
     header = _read_header(path)
     if header.count == 0:
         raise PointCloudError(f"{path}: PLY has no points")

@@ -12,6 +12,7 @@ bytes as an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -247,6 +248,21 @@ def test_03_unexpected_error_fails_one_cloud(
     caplog.clear()
     assert run_03(*argv, "--skip_existing", "--debug") == 1
     assert "Traceback" in caplog.text
+
+
+def test_03_cloud_names_that_are_not_files_fail_alone(tmp_path: Path) -> None:
+    write_spheres(tmp_path / "in", 1)
+    (tmp_path / "in" / "broken.ply").symlink_to(tmp_path / "nothing.ply")
+    os.mkfifo(tmp_path / "in" / "pipe.ply")
+    clouds = meshing_batch.list_clouds([tmp_path / "in"])
+    outputs = meshing_batch.output_paths(clouds, tmp_path / "out")
+    options = test_03_poisson.resolve_options(test_03_poisson.get_parser().parse_args([]))
+    report = meshing_batch.run_batch(clouds, outputs, dataclasses.replace(options, depth=6))
+    assert [p.name for p in report.done] == ["s0.ply"]
+    assert {p.name: line.split(": ", 1)[1] for p, line in report.failed} == {
+        "broken.ply": "file not found",
+        "pipe.ply": "not a regular file",
+    }
 
 
 def test_03_unwritable_output_stops_before_anything(tmp_path: Path) -> None:
