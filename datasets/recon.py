@@ -71,26 +71,35 @@ class DatasetError(BadInputError):
 
 
 def read_list(path: str | os.PathLike) -> list[tuple[str, str, str]]:
-    """Lines of a list file as (SHADED, NOSHADING, front DEPTH) ``/``-led paths; blank lines
-    are skipped.
+    """Lines of a list file as (SHADED, NOSHADING, front DEPTH) ``/``-led paths; blank lines, a
+    byte-order mark and Windows line ends are accepted.
 
     Raises:
-        DatasetError: the file is missing, or a line (numbered from 1) is malformed.
+        DatasetError: the file is missing, unreadable or not UTF-8 text, or lines are malformed
+            (every malformed line is named, numbered from 1, the first five in full).
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: list file not found")
-    out = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot be read as a text list ({e})") from e
+    out, bad = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 3 or not all(f.startswith("/") for f in fields):
-            raise DatasetError(
-                f"{path}:{number}: expected 3 space-separated '/'-led paths "
-                f"(SHADED NOSHADING DEPTH), got {line!r}"
-            )
+            bad.append(f"line {number}: {line.strip()[:120]!r}")
+            continue
         out.append((fields[0], fields[1], fields[2]))
+    if bad:
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DatasetError(
+            f"{path}: {len(bad)} malformed line(s), expected 3 space-separated '/'-led paths "
+            f"(SHADED NOSHADING DEPTH): {'; '.join(bad[:5])}{more}"
+        )
     return out
 
 

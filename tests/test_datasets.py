@@ -129,13 +129,18 @@ def test_read_list_errors_name_the_line(tmp_path):
     good = "/a/x_front.png /b/x_front.png /PERS/DEPTH/v/x_front.png"
     path = tmp_path / "list.txt"
     path.write_text(f"{good}\n\n{good} /extra.png\n")
-    with pytest.raises(DatasetError, match=r"list\.txt:3: expected 3"):
+    with pytest.raises(DatasetError, match=r"list\.txt: 1 malformed line\(s\), .*line 3:"):
         read_list(path)
-    path.write_text(f"{good}\na/x.png b/x.png c/x.png\n")
-    with pytest.raises(DatasetError, match=r"list\.txt:2:"):
+    path.write_text(f"{good}\na/x.png b/x.png c/x.png\nnot a line\n")  # every bad line named
+    with pytest.raises(DatasetError, match=r"list\.txt: 2 malformed .*line 2: .*; line 3: 'not"):
         read_list(path)
     with pytest.raises(DatasetError, match="not found"):
         read_list(tmp_path / "absent.txt")
+    path.write_bytes(b"\xef\xbb\xbf" + f"{good}\r\n   \r\n{good}   \r\n".encode())  # BOM, CRLF
+    assert read_list(path) == [tuple(good.split())] * 2
+    path.write_bytes(b"\xff\xfe" + good.encode("utf-16-le"))
+    with pytest.raises(DatasetError, match="cannot be read as a text list"):
+        read_list(path)
     path.write_text("/a/x.png /b/x.png /PERS/DEPTH/v/x.png\n")  # not a _front depth
     with pytest.raises(DatasetError, match="_front.png"):
         ReconDataset(tmp_path, path, RES, False)
