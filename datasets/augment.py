@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from utils.camera import REFERENCE_RES
+from utils.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +179,19 @@ def find_backgrounds(path: str | os.PathLike, root: str | os.PathLike | None = N
         The existing image paths. Missing list entries are dropped with one warning (count and an
         example): 47 of the authors' images were never published (facts §8 item 22).
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: no background image found.
+        BadInputError: ``path`` does not exist or is no text list, or no background image was
+            found (``train.py`` stops with this one line before anything is written).
     """
     path = Path(path)
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     elif path.is_file():
         base = path.parent.parent if root is None else Path(root)
-        lines = [ln.strip().replace("\\", "/") for ln in path.read_text().splitlines()]
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInputError(f"{path}: cannot be read as a background list ({e})") from e
+        lines = [ln.strip().replace("\\", "/") for ln in text.splitlines()]
         listed = [base / ln for ln in lines if ln]
         found = [p for p in listed if p.is_file()]
         missing = [p for p in listed if not p.is_file()]
@@ -199,9 +204,9 @@ def find_backgrounds(path: str | os.PathLike, root: str | os.PathLike | None = N
                 missing[0],
             )
     else:
-        raise FileNotFoundError(f"{path}: background folder or list not found")
+        raise BadInputError(f"{path}: background folder or list not found")
     if not found:
-        raise ValueError(f"{path}: no background image found")
+        raise BadInputError(f"{path}: no background image found")
     return found
 
 

@@ -40,6 +40,7 @@ from datasets.augment import (
 from render.make_training_set import get_parser
 from render.training_set import build_synthetic_training_set, split_by_item
 from utils.camera import png_to_depth_units
+from utils.errors import BadInputError
 from utils.keypoints import PartPlacementError, part_matrices
 from utils.scans import RenderInputError
 
@@ -400,9 +401,9 @@ def test_find_backgrounds_folder_and_list(tmp_path, caplog):
     authors = lists / "authors.txt"  # the authors' list: <category>/<file> under IndoorCVPR09
     authors.write_text("bar/a.jpg\nmall/b.PNG")
     assert find_backgrounds(authors, root=indoor) == [a, b]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(BadInputError, match="absent: background folder or list not found"):
         find_backgrounds(tmp_path / "absent")
-    with pytest.raises(ValueError, match="no background"):
+    with pytest.raises(BadInputError, match="no background"):
         find_backgrounds(authors)  # default root = tmp_path: nothing there
 
 
