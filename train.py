@@ -170,6 +170,8 @@ def main(args: argparse.Namespace) -> None:
         metrics = train(args)
     except BadInputError as e:  # a bad view at start-up, a sample or a checkpoint
         raise SystemExit(f"error: {worker_error_message(e)}") from e
+    except FileNotFoundError as e:  # --resume (or another named file) that is not there
+        raise SystemExit(f"error: {e}") from e
     if metrics:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
 

@@ -203,6 +203,8 @@ def test_resume_of_a_missing_checkpoint_is_an_error(synthetic_training_set, tmp_
     )
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         train_loop(args)
+    with pytest.raises(SystemExit, match=r"^error: .*nope\.pt: checkpoint to resume from not"):
+        train.main(args)  # the script: one line, no traceback
 
 
 def test_nan_loss_stops_training(synthetic_training_set, tmp_path):
