@@ -107,7 +107,8 @@ def _first_existing(candidates: list[Path], what: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise RenderInputError(f"{candidates[0]}: {what} not found (also tried {candidates[1:]})")
+    tried = f" (also tried {', '.join(c.name for c in candidates[1:])})" if candidates[1:] else ""
+    raise RenderInputError(f"{candidates[0]}: {what} not found{tried}")
 
 
 def scan_files(
