@@ -116,6 +116,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--no_side_fill", action="store_true", help="do not write output_plys_c/")
     out.add_argument("--no_normal_parts", action="store_true", help="do not write normal_parts/")
+    out.add_argument(
+        "--raw_normals",
+        action="store_true",
+        help="write normal/ over the whole frame, as the authors (default: 0 outside the input "
+        "silhouette, where the merged normals are noise)",
+    )
     return p
 
 
@@ -155,6 +161,7 @@ def main(args: argparse.Namespace) -> None:
         side_fill=not args.no_side_fill,
         back_color=args.back_color,
         authors_scale=args.authors_scale,
+        raw_normals=args.raw_normals,
     )
     resolved = {
         **vars(args),

@@ -470,12 +470,17 @@ class OutputOptions:
         side_fill: write ``output_plys_c/`` (side-filled point clouds), as the authors.
         back_color: colour of back points, one of ``inference.pointcloud.BACK_COLORS``.
         authors_scale: divide point coordinates by 1.0367394227574303 as the authors.
+        raw_normals: write ``normal/`` over the whole frame, as the authors; by default it is 0
+            outside the input silhouette, where the networks see only the black background and
+            their merged normals are noise (speckles along the part crops' margins). The model's
+            outputs, ``cons/`` and the point clouds are the same either way.
     """
 
     normal_parts: bool = True
     side_fill: bool = True
     back_color: str = "front"
     authors_scale: bool = False
+    raw_normals: bool = False
 
     def __post_init__(self) -> None:
         if self.back_color not in BACK_COLORS:
@@ -518,9 +523,11 @@ def prediction_files(pred: Prediction, stem: str, options: OutputOptions) -> dic
     exactly the keys of :func:`output_names`."""
     images: dict[str, np.ndarray] = {}
     cons = pred.consistency_normals()
+    inside = 1.0 if options.raw_normals else pred.foreground[None]
     for i, side in enumerate(SIDES):
         images[f"depth/{stem}_{side}.png"] = depth_png16((pred.depth_front, pred.depth_back)[i])
-        images[f"normal/{stem}_{side}.png"] = encoded_bgr8((pred.normal_front, pred.normal_back)[i])
+        normal = (pred.normal_front, pred.normal_back)[i] * inside
+        images[f"normal/{stem}_{side}.png"] = encoded_bgr8(normal)
         images[f"cons/{stem}_{side}.png"] = encoded_bgr8(cons[i])
     if options.normal_parts:
         parts = {

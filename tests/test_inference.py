@@ -559,7 +559,12 @@ def test_prediction_files_encoding(syn_input) -> None:
     assert list(files) == output_names("s", OutputOptions())
     normal = cv2.imdecode(np.frombuffer(files["normal/s_back.png"], np.uint8), cv2.IMREAD_COLOR)
     expected = np.clip(np.rint(pred.normal_back.transpose(1, 2, 0) * 255), 0, 255)
-    np.testing.assert_array_equal(normal[:, :, ::-1], expected)  # PNG R, G, B = channels 0, 1, 2
+    inside = pred.foreground[:, :, None]
+    assert 0.05 < inside.mean() < 0.95 and (expected[~pred.foreground] > 0).any()
+    np.testing.assert_array_equal(normal[:, :, ::-1], expected * inside)  # R, G, B = channels 0-2
+    raw = prediction_files(pred, "s", OutputOptions(raw_normals=True))["normal/s_back.png"]
+    raw = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(raw[:, :, ::-1], expected)  # the authors' whole frame
     cons = pred.consistency_normals()[0]
     png = cv2.imdecode(np.frombuffer(files["cons/s_front.png"], np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(png[:, :, ::-1], np.rint(cons.transpose(1, 2, 0) * 255))
