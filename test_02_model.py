@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import torch
@@ -44,7 +43,7 @@ from inference.pointcloud import BACK_COLORS
 from inference.predictor import DEPTH_MASKS
 from models import CheckpointError
 from models.precision import PRECISIONS
-from utils.batch import add_debug_argument
+from utils.batch import add_debug_argument, exit_on_failures
 from utils.fileio import check_writable_dir, write_text
 
 log = logging.getLogger("test_02_model")
@@ -184,10 +183,7 @@ def main(args: argparse.Namespace) -> None:
         f"{len(report.done)} done, {len(report.skipped)} already done, "
         f"{len(report.failed)} failed; outputs in {out_dir}"
     )
-    for _, line in report.failed:  # each line names its file
-        print(f"FAILED {line}", file=sys.stderr)
-    if report.failed:
-        sys.exit(1)
+    exit_on_failures(line for _, line in report.failed)  # each line names its file
 
 
 if __name__ == "__main__":

@@ -32,13 +32,12 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 from meshing.batch import list_clouds, output_paths, run_batch
 from meshing.io import MESH_FORMATS, PointCloudError
 from meshing.poisson import AUTHORS_OPTIONS, NORMAL_METHODS, PoissonOptions
-from utils.batch import add_debug_argument
+from utils.batch import add_debug_argument, exit_on_failures
 from utils.fileio import check_writable_dir, write_text
 
 
@@ -134,10 +133,7 @@ def main(args: argparse.Namespace) -> None:
         f"{len(report.done)} meshed, {len(report.skipped)} already done, "
         f"{len(report.failed)} failed; meshes in {out_dir}"
     )
-    for _, message in report.failed:  # each message names its file
-        print(f"FAILED {message}", file=sys.stderr)
-    if report.failed:
-        sys.exit(1)
+    exit_on_failures(message for _, message in report.failed)  # each message names its file
 
 
 if __name__ == "__main__":

@@ -47,12 +47,12 @@ from datasets.augment import (
 )
 from utils.camera import png_to_depth_units
 from utils.errors import BadInputError
+from utils.fileio import PNG_SIGNATURE
 from utils.keypoints import KeypointError, part_matrices, read_keypoints_npy
 
 log = logging.getLogger(__name__)
 
 BAD_SAMPLE_POLICIES = ("raise", "skip")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 PNG_TAIL_BYTES = 1024
 """A PNG counts as complete when its IEND chunk lies within its last 1 KiB (libpng ignores bytes

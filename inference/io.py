@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from utils.errors import BadInputError
-from utils.fileio import write_all
+from utils.fileio import PNG_SIGNATURE, write_all
 from utils.keypoints import (
     KEYPOINT_NAMES,
     KeypointError,
@@ -94,7 +94,6 @@ def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
     raise InputError(f"{source}: unsupported pixel type {image.dtype} (8- or 16-bit expected)")
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TRNS_LENGTH = {0: 2, 2: 6}
 """Length of a valid ``tRNS`` chunk per PNG colour type (grey: one value, RGB: three; palette:
 1 to 256 alpha entries)."""
@@ -114,6 +113,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _png_chunk(kind: bytes, content: bytes) -> bytes:
+    """One PNG chunk: length, type, content and CRC."""
     return (
         struct.pack(">I4s", len(content), kind)
         + content

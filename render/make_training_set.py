@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from render.layout import DEFAULT_YAWS
 from render.pipeline import positive_int
 from render.training_set import build_synthetic_training_set
-from utils.batch import add_debug_argument
+from utils.batch import add_debug_argument, exit_on_failures, print_failures
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -55,15 +54,11 @@ def main(args: argparse.Namespace) -> None:
             debug=args.debug,
         )
     except (ValueError, OSError) as e:  # whole-run errors (RenderInputError included)
-        for _, line in failures:
-            print(f"FAILED {line}", file=sys.stderr)
+        print_failures(line for _, line in failures)
         raise SystemExit(f"error: {e}") from e
     for path in (train, val):
         print(f"wrote {path} ({len(path.read_text().splitlines())} lines)")
-    for _, line in failures:  # each line names its file or item
-        print(f"FAILED {line}", file=sys.stderr)
-    if failures:
-        sys.exit(1)
+    exit_on_failures(line for _, line in failures)  # each line names its file or item
 
 
 if __name__ == "__main__":

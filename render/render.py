@@ -47,7 +47,7 @@ from render.pipeline import (  # noqa: E402 (after the re-execution above)
     selected_items,
     write_list,
 )
-from utils.batch import add_debug_argument  # noqa: E402 (after the re-execution above)
+from utils.batch import add_debug_argument, exit_on_failures  # noqa: E402 (after the re-execution above)
 from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
@@ -99,10 +99,7 @@ def main(args: argparse.Namespace) -> None:
             print(f"wrote {write_list(args.data_path, args.data_name, args.yaws)}")
     except (RenderInputError, OSError) as e:  # whole-run errors: settings, list, output folder
         raise SystemExit(f"error: {e}") from e
-    for line in failed.values():  # each line names its file or item
-        print(f"FAILED {line}", file=sys.stderr)
-    if failed:
-        sys.exit(1)
+    exit_on_failures(failed.values())  # each line names its file or item
 
 
 if __name__ == "__main__":

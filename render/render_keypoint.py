@@ -33,7 +33,7 @@ if __name__ == "__main__" and __spec__ is None:  # run as a file, not with -m: s
 
 from render.keypoints3d import AUTHORS_KEYPOINT_SCALE, FINGER_ROWS, keypoint_dataset  # noqa: E402 (after the re-execution above)
 from render.pipeline import add_dataset_arguments, selected_items  # noqa: E402 (after the re-execution above)
-from utils.batch import add_debug_argument  # noqa: E402 (after the re-execution above)
+from utils.batch import add_debug_argument, exit_on_failures  # noqa: E402 (after the re-execution above)
 from utils.scans import RenderInputError  # noqa: E402 (after the re-execution above)
 
 
@@ -93,10 +93,7 @@ def main(args: argparse.Namespace) -> None:
         f"keypoints written for {len(report.rendered)} items, {len(report.complete)} complete, "
         f"failed {len(report.failed)}"
     )
-    for line in report.failed.values():  # each line names its file or item
-        print(f"FAILED {line}", file=sys.stderr)
-    if report.failed:
-        sys.exit(1)
+    exit_on_failures(report.failed.values())  # each line names its file or item
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ through
 
 The item's own code writes its outputs atomically and only when it has all of them
 (:func:`utils.fileio.atomic_write_bytes`), so a failed item leaves nothing under its name. The tool
-prints the failed items' lines at the end and exits 1 when there is any. Errors that concern the
-whole run (arguments, checkpoint, output folder) are raised before the first item.
+prints the failed items' lines at the end and exits 1 when there is any (:func:`exit_on_failures`).
+Errors that concern the whole run (arguments, checkpoint, output folder) are raised before the
+first item.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from utils.errors import BadInputError
@@ -90,3 +92,19 @@ def run_item(
             logger.error("%s", "".join(traceback.format_exception(exc)).rstrip())
         failures.append((os.fspath(item), line))
         return None
+
+
+def print_failures(lines: Iterable[str]) -> int:
+    """Print ``FAILED <line>`` on stderr for each failed item's line (:func:`failure_line`);
+    returns how many."""
+    count = 0
+    for line in lines:
+        print(f"FAILED {line}", file=sys.stderr)
+        count += 1
+    return count
+
+
+def exit_on_failures(lines: Iterable[str]) -> None:
+    """A batch tool's end: :func:`print_failures`, then exit status 1 if any item failed."""
+    if print_failures(lines):
+        sys.exit(1)

@@ -16,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""The first 8 bytes of every PNG file."""
+
 
 def _file_mode() -> int:
     """Permissions of a newly created file under the current umask (mkstemp would give 0600)."""
