@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,6 +57,31 @@ _CLOTH_COLORS = np.array(
     dtype=float,
 )
 _EYE_COLORS = np.array([(70, 45, 28), (110, 75, 40), (70, 110, 150), (80, 115, 80), (120, 100, 60)])
+
+
+@dataclass(frozen=True)
+class PaintedRegions:
+    """Where :func:`sample_vertex_colors` painted garments and hair, for the garment geometry.
+
+    Attributes:
+        top, bottoms, shoes, hair: ``[V]`` soft membership in [0, 1] of each painted region.
+        top_colors, bottom_colors: ``[V, 3]`` float sRGB of the top's and the bottoms' fabric at
+            every vertex (used where geometry extends a garment beyond its paint).
+        waist: rest-pose height (Anny z, metres) of the waistline.
+        skirt_hem: rest-pose height of a painted skirt's hem, or None (trousers or shorts).
+        long_hair, bald: the hair style drawn.
+    """
+
+    top: np.ndarray
+    bottoms: np.ndarray
+    shoes: np.ndarray
+    hair: np.ndarray
+    top_colors: np.ndarray
+    bottom_colors: np.ndarray
+    waist: float
+    skirt_hem: float | None
+    long_hair: bool
+    bald: bool
 
 
 def _cloth_color(rng: np.random.Generator) -> np.ndarray:
@@ -143,8 +169,9 @@ def sample_vertex_colors(
     *,
     age: float,
     gender: float,
-) -> np.ndarray:
-    """``[V, 4]`` uint8 sRGB colours: skin, hair, eyes, a top, bottoms and shoes.
+) -> tuple[np.ndarray, PaintedRegions]:
+    """``[V, 4]`` uint8 sRGB colours (skin, hair, eyes, a top, bottoms and shoes) and where the
+    garments and hair were painted.
 
     Regions come from each vertex's dominant bone plus soft thresholds on the rest-pose geometry
     (heights, positions along the limbs, a hairline around the head), so they follow the body
@@ -205,11 +232,12 @@ def sample_vertex_colors(
     waist = h["spine04"][2] + rng.uniform(-0.04, 0.02)
     torso = in_parts("torso")
     bottoms = torso * _soft(waist - z)
+    skirt_hem = None
     if gender > 0.5 and rng.random() < 0.3:
         knee = 0.5 * (h["lowerleg01.L"][2] + h["lowerleg01.R"][2])
         hip = 0.5 * (h["upperleg01.L"][2] + h["upperleg01.R"][2])
-        hem = hip + rng.uniform(0.35, 1.15) * (knee - hip)
-        bottoms += legs * _soft(z - hem)
+        skirt_hem = hip + rng.uniform(0.35, 1.15) * (knee - hip)
+        bottoms += legs * _soft(z - skirt_hem)
     else:
         length = rng.choice([rng.uniform(0.2, 0.4), 0.5, rng.uniform(0.7, 0.85), 1.02, 1.02])
         bottoms += legs * _soft((length - leg) * np.mean(leg_length))
@@ -273,9 +301,11 @@ def sample_vertex_colors(
     hairline = np.interp(around, [0, 50, 95, 180], [front, front + 0.005, side_line, back])
     radius = np.linalg.norm(relative[:, :2], axis=1)
     bald = gender < 0.5 and rng.random() < 0.05 + 0.3 * max(0.0, age - 0.75)
+    hair = np.zeros(len(rest))
     if not bald:
         hair = in_parts("torso", "neck", "head") * _soft(relative[:, 2] - hairline)
-        _paint(colors, hair * _soft(0.11 - radius), hair_color)
+        hair *= _soft(0.11 - radius)
+        _paint(colors, hair, hair_color)
     for label in ("left_eye", "right_eye"):
         eye_point = keypoints[label]
         brow = (
@@ -290,4 +320,16 @@ def sample_vertex_colors(
     colors *= 1.0 + 0.05 * _smooth_noise(rng, rest)[:, None]
     rgba = np.full((len(rest), 4), 255, dtype=np.uint8)
     rgba[:, :3] = np.clip(np.round(colors), 0, 255).astype(np.uint8)
-    return rgba
+    regions = PaintedRegions(
+        top=top,
+        bottoms=bottoms,
+        shoes=shoes,
+        hair=hair,
+        top_colors=top_colors,
+        bottom_colors=bottom_colors,
+        waist=float(waist),
+        skirt_hem=None if skirt_hem is None else float(skirt_hem),
+        long_hair=bool(long_hair),
+        bald=bool(bald),
+    )
+    return rgba, regions

@@ -3,7 +3,7 @@ COCO-WholeBody keypoints), its files, and the sharded, resumable batch generator
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from tqdm import tqdm
 from render.synthetic.assets import AnnyAssets, load_anny_model
 from render.synthetic.collision import bad_pose
 from render.synthetic.colors import sample_vertex_colors
+from render.synthetic.garments import RestHeights, dress
 from render.synthetic.pose import global_rotations, pose_rotations, sample_pose
 from utils.fileio import atomic_write_bytes, write_json
 
@@ -66,6 +67,7 @@ class SyntheticHuman:
         vertex_colors: ``[V, 4]`` uint8 sRGB colours, alpha 255.
         joints: ``[133, 3]`` float64 COCO-WholeBody keypoints, metres (face rows are zero).
         visible: ``[133]`` bool, True for the filled rows (body, feet, hands).
+        outfit: garment name -> kind (empty for painted clothes), for logs and the model card.
     """
 
     name: str
@@ -74,6 +76,11 @@ class SyntheticHuman:
     vertex_colors: np.ndarray
     joints: np.ndarray
     visible: np.ndarray
+    outfit: dict[str, str] = field(default_factory=dict)
+
+
+CLOTHES = ("geometry", "painted")
+"""Clothing of :func:`make_human`: garments with their own surfaces, or colours on the body."""
 
 
 def _sample_phenotype(rng: np.random.Generator, assets: AnnyAssets) -> dict[str, float]:
@@ -132,32 +139,41 @@ def _keypoints_by_label(assets: AnnyAssets, vertices: Any) -> dict[str, np.ndarr
     return dict(zip(assets.keypoints.labels, points, strict=True))
 
 
-def make_human(model: AnnyAssets, seed: int, name: str) -> SyntheticHuman:
-    """Generate one posed, coloured human, deterministically from ``seed``.
+def make_human(
+    model: AnnyAssets, seed: int, name: str, clothes: str = "geometry"
+) -> SyntheticHuman:
+    """Generate one posed, dressed human, deterministically from ``seed``.
 
-    A sampled pose whose parts interpenetrate or whose arm hides the face is re-sampled (up to
-    ``_POSE_ATTEMPTS`` times, then the rest pose is used).
+    The body, its pose and its paint come from ``default_rng(seed)``; garment geometry
+    (``clothes="geometry"``, :mod:`render.synthetic.garments`) from ``default_rng([seed, 1])``,
+    so ``clothes="painted"`` gives the same person in painted-on clothes (the demo weights'
+    data). A sampled pose whose parts interpenetrate or whose arm hides the face is re-sampled
+    (up to ``_POSE_ATTEMPTS`` times, then the rest pose is used).
 
     Args:
         model: what ``load_anny_model`` returns.
         seed: seed of ``numpy.random.default_rng``; the same seed gives the same human.
         name: the sample name stored in the result.
+        clothes: one of :data:`CLOTHES`.
 
     Returns:
         The human in the output frame (see the module docstring).
     """
     import torch
 
+    if clothes not in CLOTHES:
+        raise ValueError(f"clothes must be one of {CLOTHES}, got {clothes!r}")
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         phenotype = _sample_phenotype(rng, model)
         rest = model.model(phenotype_kwargs=phenotype)
         rest_heads = rest["rest_bone_heads"][0].numpy()
         rest_rotations = rest["rest_bone_poses"][0, :, :3, :3].numpy()
-        colors = sample_vertex_colors(
+        rest_vertices = rest["rest_vertices"][0].numpy()
+        colors, regions = sample_vertex_colors(
             rng,
             model,
-            rest["rest_vertices"][0].numpy(),
+            rest_vertices,
             rest_heads,
             _keypoints_by_label(model, rest["rest_vertices"]),
             age=phenotype["age"],
@@ -195,13 +211,44 @@ def make_human(model: AnnyAssets, seed: int, name: str) -> SyntheticHuman:
     offset = np.array([pelvis[0], vertices[:, 1].min(), pelvis[2]])
     vertices -= offset
     joints[visible] -= offset
+    faces, outfit = model.faces.copy(), {}
+    if clothes == "geometry":
+        head = {label: rest_heads[i] for label, i in model.bone_index.items()}
+
+        def height(label: str) -> float:
+            return float(0.5 * (head[f"{label}.L"][2] + head[f"{label}.R"][2]))
+
+        dressed = dress(
+            np.random.default_rng([seed, 1]),
+            vertices,
+            faces,
+            colors,
+            rest_vertices,
+            model.part,
+            regions,
+            RestHeights(
+                ankle=height("foot"),
+                knee=height("lowerleg01"),
+                hip=height("upperleg01"),
+                shoulder=height("upperarm01"),
+            ),
+            gender=phenotype["gender"],
+        )
+        vertices, faces, colors, outfit = (
+            dressed.vertices,
+            dressed.faces,
+            dressed.colors,
+            dressed.outfit,
+        )
+        joints[visible, 1] += dressed.shift
     return SyntheticHuman(
         name=name,
         vertices=vertices,
-        faces=model.faces.copy(),
+        faces=faces,
         vertex_colors=colors,
         joints=joints,
         visible=visible,
+        outfit=outfit,
     )
 
 
