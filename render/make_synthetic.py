@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from render.synthetic.human import generate
+from render.synthetic.human import CLOTHES, generate
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_name", default="ANNY", help="dataset folder name (render.py knows ANNY)")
     p.add_argument("--num_shards", type=int, default=1, help="number of parallel jobs")
     p.add_argument("--shard_id", type=int, default=0, help="this job's index in [0, num_shards)")
+    p.add_argument(
+        "--clothes",
+        choices=CLOTHES,
+        default="geometry",
+        help="garments with their own surfaces, or painted on the body (the demo weights' data)",
+    )
     return p
 
 
@@ -43,6 +49,7 @@ def main(args: argparse.Namespace) -> None:
         data_name=args.data_name,
         num_shards=args.num_shards,
         shard_id=args.shard_id,
+        clothes=args.clothes,
     )
     print(f"{len(names)} {args.data_name} humans in {args.data_path}")
 

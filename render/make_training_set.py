@@ -20,6 +20,7 @@ from pathlib import Path
 
 from render.layout import DEFAULT_YAWS
 from render.pipeline import positive_int
+from render.synthetic.human import CLOTHES
 from render.training_set import build_synthetic_training_set
 from utils.batch import add_debug_argument, exit_on_failures, print_failures
 
@@ -34,6 +35,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--yaws", type=int, nargs="+", default=list(DEFAULT_YAWS), help="view yaws")
     p.add_argument("--seed", type=int, default=0, help="seed of the humans and render lights")
     p.add_argument("--val_items", type=int, default=1, help="items (all views) for validation")
+    p.add_argument(
+        "--clothes",
+        choices=CLOTHES,
+        default="geometry",
+        help="garments with their own surfaces, or painted on the body (the demo weights' data)",
+    )
     add_debug_argument(p)
     return p
 
@@ -52,6 +59,7 @@ def main(args: argparse.Namespace) -> None:
             val_items=args.val_items,
             failures=failures,
             debug=args.debug,
+            clothes=args.clothes,
         )
     except (ValueError, OSError) as e:  # whole-run errors (RenderInputError included)
         print_failures(line for _, line in failures)

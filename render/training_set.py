@@ -63,6 +63,7 @@ def build_synthetic_training_set(
     progress: bool = True,
     failures: list[tuple[str, str]] | None = None,
     debug: bool = False,
+    clothes: str = "geometry",
 ) -> tuple[Path, Path]:
     """Generate ``num`` anny humans, render them, project their keypoints and write the lists.
 
@@ -82,6 +83,7 @@ def build_synthetic_training_set(
         failures: where the failed humans' ``(item, line)`` pairs go; the lists are then written
             with the other humans. ``None``: any failure raises instead (no list is written).
         debug: log the traceback of each failure.
+        clothes: garments with geometry or painted on (:func:`render.synthetic.human.make_human`).
     Returns:
         The paths of ``list/train.txt`` and ``list/val.txt`` (``/``-led lines relative to
         ``data_path``: SHADED, NOSHADING, front DEPTH; see :mod:`render.layout`).
@@ -100,7 +102,7 @@ def build_synthetic_training_set(
     for index in tqdm(range(num), desc=f"{DATA_NAME} humans", disable=not progress):
         name = f"{DATA_NAME.lower()}_{index:04d}"
         made = functools.partial(
-            generate, data_path, num, seed, DATA_NAME, num, index, progress=False
+            generate, data_path, num, seed, DATA_NAME, num, index, False, clothes
         )
         if run_item(name, made, failed, debug=debug) is not None:
             names.append(name)

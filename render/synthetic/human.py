@@ -293,6 +293,7 @@ def generate(
     num_shards: int = 1,
     shard_id: int = 0,
     progress: bool = True,
+    clothes: str = "geometry",
 ) -> list[str]:
     """Generate and save humans ``<data_name.lower()>_<i:04d>`` for ``i`` in ``range(num)``.
 
@@ -302,6 +303,7 @@ def generate(
 
     Args:
         progress: show a tqdm bar.
+        clothes: see :func:`make_human`.
     Returns:
         The names of this shard's humans, written now or found on disk.
     """
@@ -314,6 +316,6 @@ def generate(
         names.append(name)
         if all(path.exists() for path in _paths(data_path, data_name, name)):
             continue
-        human = make_human(load_anny_model(), seed * 100003 + index, name)
+        human = make_human(load_anny_model(), seed * 100003 + index, name, clothes)
         save_human(human, data_path, data_name)
     return names
