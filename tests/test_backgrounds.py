@@ -20,6 +20,17 @@ SIZE = 256
 INDICES = range(16)
 
 
+def edge_share(image: np.ndarray) -> float:
+    """Share of neighbouring 4 x 4 pixel blocks (both directions) whose mean grey levels differ
+    by more than 8 (0-255) in an ``[H, W, 3]`` uint8 BGR image: edges and textures count, sensor
+    noise averages out."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(grey, (grey.shape[1] // 4, grey.shape[0] // 4), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
+    steps = [np.abs(np.diff(small, axis=axis)) > 8.0 for axis in (0, 1)]
+    return float(np.mean([step.mean() for step in steps]))
+
+
 def run(tmp_path, *argv: str) -> None:
     """``python -m render.make_backgrounds --out <tmp_path>/bg <argv>``."""
     args = make_backgrounds.get_parser().parse_args(["--out", str(tmp_path / "bg"), *argv])
@@ -38,9 +49,10 @@ def test_make_background_deterministic_sized_and_varied():
     for index, image in enumerate(images):
         assert image.dtype == np.uint8
         assert image.std() > 8.0, index  # not a flat fill
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        edges = np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean()
-        assert edges > 0.3, index  # structure, not only a smooth gradient
+    # Structure (edges, textures), not only gradients and sensor noise, in all but the plain
+    # studio backdrops: share of steps over 8 levels between 4 x 4 pixel block means.
+    structured = [edge_share(image) > 0.05 for image in images]
+    assert sum(structured) >= 0.75 * len(images), structured
     means = np.array([image.reshape(-1, 3).mean(axis=0) for image in images])
     assert means.std(axis=0).min() > 10.0  # the images differ in colour
     with pytest.raises(ValueError, match="below"):
