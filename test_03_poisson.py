@@ -11,8 +11,12 @@ points lie on the camera's pixel rays) they come from the depth maps rebuilt fro
 else from PCA of 30 neighbours signed with the known camera (``meshing.normals``). The defaults
 (depth 10 at scale 1.5, point weight 10) take about 16 s per 2048² cloud on 2 cores and are more
 accurate than the authors' pymeshlab settings (``--authors``: 70-neighbour normals with
-spanning-tree orientation, depth 10 at scale 1.1, point weight 4), which take minutes
-(``bench/bench_poisson.py``); ``--depth 9 --scale 1.1`` is twice as fast and smooths folds.
+spanning-tree orientation, depth 10 at scale 1.1, point weight 4, fragments kept), which take
+minutes (``bench/bench_poisson.py``); ``--depth 9 --scale 1.1`` is twice as fast and smooths folds.
+
+No detached fragments (a deviation from the authors, on by default): of the Poisson surface only
+the connected component with the most vertices is written; pieces floating beside the body (stray
+depth on real photos) are dropped. ``--keep_fragments`` writes the whole surface, as the authors.
 
 A file that cannot be meshed, for whatever reason, is reported as one line (file and reason;
 ``--debug`` adds the traceback) and skipped, and nothing is written under its name; the exit
@@ -76,7 +80,12 @@ def get_parser() -> argparse.ArgumentParser:
         type=float,
         help="remove the lowest-density vertices, this quantile (default 0: off, as the authors)",
     )
-    rec.add_argument("--largest_component", action="store_true", help="keep the largest part")
+    rec.add_argument(
+        "--keep_fragments",
+        action="store_true",
+        help="keep every connected component, as the authors (default: only the one with the "
+        "most vertices, detached fragments dropped)",
+    )
     return p
 
 
@@ -88,7 +97,10 @@ def resolve_options(args: argparse.Namespace) -> PoissonOptions:
     changes = {
         n: getattr(args, n) for n in (*names, "density_quantile") if getattr(args, n) is not None
     }
-    changes.update({n: True for n in ("linear_fit", "largest_component") if getattr(args, n)})
+    if args.linear_fit:
+        changes["linear_fit"] = True
+    if args.keep_fragments:
+        changes["largest_component"] = False
     if args.authors_scale:
         # inference imports torch: only here, so --jobs workers (which re-import this script
         # under spawn) do not load it

@@ -17,6 +17,7 @@ from meshing.poisson import (
     fix_orientation,
     reconstruct,
     trim,
+    vertex_components,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "read_point_cloud",
     "reconstruct",
     "trim",
+    "vertex_components",
     "write_mesh",
     "write_point_cloud",
 ]

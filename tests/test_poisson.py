@@ -29,6 +29,7 @@ from meshing import (
     read_point_cloud,
     reconstruct,
     trim,
+    vertex_components,
     write_mesh,
     write_point_cloud,
 )
@@ -56,6 +57,19 @@ def sphere_ranges(res: int, radius: float = RADIUS) -> tuple[np.ndarray, np.ndar
     hit = disc > 0
     root = np.sqrt(np.where(hit, disc, 0.0))
     return np.where(hit, -b - root, 0.0), np.where(hit, -b + root, 0.0)
+
+
+def ball_cloud(res: int, centre: tuple[float, float, float], radius: float) -> np.ndarray:
+    """[N, 3] the Predictor's cloud of a ball: its analytic front and back range maps
+    back-projected (points on the pixel rays of the ``res`` camera)."""
+    d = pixel_rays(res)  # [res, res, 3]
+    o = np.array([0.0, 0.0, CAMERA_Z]) - np.asarray(centre)
+    b = d @ o
+    disc = b**2 - (o @ o - radius**2)
+    hit = disc > 0
+    root = np.sqrt(np.where(hit, disc, 0.0))
+    front, back = np.where(hit, -b - root, 0.0), np.where(hit, -b + root, 0.0)
+    return np.concatenate((backproject(front)[0], backproject(back)[0]))
 
 
 def hemisphere_colors(points: np.ndarray) -> np.ndarray:
@@ -212,6 +226,51 @@ def test_human_normals_camera_vs_depth(human_clouds: dict[bool, Path]) -> None:
     assert on_sheet.all()
     camera = orient_normals_camera(cloud.points, estimate_normals(cloud.points, 30))
     assert (np.einsum("ij,ij->i", exact, camera) > 0).mean() > 0.99
+
+
+BLOB_CENTRE = (-0.3, 0.1, 0.0)
+"""A ball beside the 512² human (its x spans -0.14..0.16): a fragment like photo 001's."""
+SPECK_VERTICES = 50
+"""Pieces up to this size are Poisson's own specks, not the blob (measured: 6 vertices)."""
+
+
+@pytest.mark.parametrize("keep_fragments", [False, True])
+def test_detached_blob_dropped_by_default(
+    human_clouds: dict[bool, Path], tmp_path: Path, keep_fragments: bool
+) -> None:
+    """A body plus a detached blob, through test_03_poisson.py (real Open3D Poisson): one
+    component by default; with ``--keep_fragments`` (the authors') the body and the blob, plus
+    Poisson's specks (closed bubbles of 5-30 vertices, here one of 6 vertices inside the torso,
+    which exact depth maps give too)."""
+    body = read_point_cloud(human_clouds[False] / "cloud.ply").points
+    blob = ball_cloud(512, BLOB_CENTRE, 0.04)
+    points = np.concatenate((body, blob)).astype(np.float32)
+    assert pixel_lattice(points) == 512  # the blob's normals come from depth maps, as the body's
+    write_ply(tmp_path / "person.ply", points, np.full((len(points), 3), 200, np.uint8))
+    args = ["--input", str(tmp_path / "person.ply"), "--output", str(tmp_path / "m")]
+    args += ["--depth", "8"] + ["--keep_fragments"] * keep_fragments
+    main(get_parser().parse_args(args))
+    mesh = trimesh.load(tmp_path / "m" / "person.obj", process=False)
+    labels = vertex_components(len(mesh.vertices), mesh.faces)
+    near_blob = np.linalg.norm(mesh.vertices - BLOB_CENTRE, axis=1) < 0.06
+    if keep_fragments:
+        sizes = np.bincount(labels)
+        assert (sizes > SPECK_VERTICES).sum() == 2
+        assert near_blob.sum() > SPECK_VERTICES and len(np.unique(labels[near_blob])) == 1
+        assert (labels[near_blob] != labels[~near_blob][0]).all()  # the blob is its own piece
+    else:
+        assert labels.max() + 1 == 1 and not near_blob.any()
+        assert mesh.vertices[:, 1].min() < -0.3 and mesh.vertices[:, 1].max() > 0.3  # the body
+    saved = json.loads((tmp_path / "m" / "args.json").read_text())["options"]
+    assert saved["largest_component"] is not keep_fragments
+
+
+def test_fragment_rule_options() -> None:
+    """Fragments are dropped by default, kept by --keep_fragments and by --authors."""
+    assert PoissonOptions().largest_component and not AUTHORS_OPTIONS.largest_component
+    assert resolve_options(get_parser().parse_args([])).largest_component
+    for flags in (["--keep_fragments"], ["--authors"]):
+        assert not resolve_options(get_parser().parse_args(flags)).largest_component
 
 
 # ---------------------------------------------------------------------------------------------
