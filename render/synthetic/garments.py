@@ -167,7 +167,7 @@ class _Surface:
         """``points`` with every one closer than ``clearance`` outside (or inside) the surface
         moved to its closest surface point plus ``clearance`` along that triangle's normal."""
         points = points.copy()
-        for _ in range(3):
+        for _ in range(8):
             bad = np.flatnonzero(self.signed_distance(points) < clearance)
             if len(bad) == 0:
                 break
@@ -349,22 +349,34 @@ def _shell_radius(
     """``[H, T]`` outer radius that clears ``body`` points (``[P, 3]``, legs and hips) by the
     spec's clearance at every height and angle, never narrows going down, flares and folds."""
     rows, cols = len(heights), len(thetas)
+    closed = spec.gap == 0
     angle = np.arctan2(body[:, 0], body[:, 2])
     distance = np.hypot(body[:, 0], body[:, 2])
-    step = 2 * np.pi / cols
-    row = np.clip(np.round((spec.top - body[:, 1]) / (spec.top - spec.hem) * (rows - 1)), -1, rows)
+    step = thetas[1] - thetas[0]
+    centre_row = np.round((spec.top - body[:, 1]) / (spec.top - spec.hem) * (rows - 1))
     need = np.zeros((rows, cols))
-    inside = (row >= 0) & (row < rows)
-    # A point blocks the angles whose rays pass within its clearance: spread it over them.
-    for spread in range(-3, 4):
-        col = np.round((angle - thetas[0]) / step).astype(np.int64) + spread
-        ray = thetas[0] + col * step
-        across = distance * np.abs(np.sin(angle - ray))
-        ok = inside & (across < spec.clearance) & (np.cos(angle - ray) > 0)
-        reach = distance * np.cos(angle - ray) + np.sqrt(
-            np.maximum(spec.clearance**2 - across**2, 0.0)
-        )
-        np.maximum.at(need, (row[ok].astype(np.int64), col[ok] % cols), reach[ok])
+    # A point blocks the rays (angles) that pass within its clearance, in its row and the two
+    # next to it (rows are ~1.2 cm apart, about the vertex spacing).
+    for row_step in (-1, 0, 1):
+        row = centre_row + row_step
+        inside = (row >= 0) & (row < rows)
+        nearest = np.round(np.mod(angle - thetas[0], 2 * np.pi) / step).astype(np.int64)
+        for spread in range(-10, 11):
+            col = nearest + spread
+            ray = thetas[0] + col * step
+            across = distance * np.abs(np.sin(angle - ray))
+            ok = inside & (across < spec.clearance) & (np.cos(angle - ray) > 0)
+            ok &= True if closed else (col >= 0) & (col < cols)
+            reach = distance * np.cos(angle - ray) + np.sqrt(
+                np.maximum(spec.clearance**2 - across**2, 0.0)
+            )
+            np.maximum.at(need, (row[ok].astype(np.int64), col[ok] % cols), reach[ok])
+    for r in range(rows):  # angles no point reached: the row's narrowest reached radius
+        reached = need[r] > 0
+        if reached.any():
+            need[r, ~reached] = need[r, reached].min()
+        elif r > 0:
+            need[r] = need[r - 1]
     for r in range(1, rows):  # never narrower than the row above: cloth hangs from the hips
         need[r] = np.maximum(need[r], need[r - 1])
     # Smooth round the waist (circular), never below what is needed.
@@ -698,7 +710,9 @@ def dress(
 
     # 6. Surfaces that leave the legs: a skirt or dress, or a coat's tails.
     w = mesh.weights
-    legs_and_hips = (w["leg"] > 0.5) | ((w["torso"] > 0.5) & (mesh.rest[:, 2] < regions.waist))
+    legs_and_hips = (w["leg"] > 0.5) | (
+        (w["torso"] > 0.5) & (mesh.rest[:, 2] < regions.waist + 0.03)
+    )
     hip_y = _posed_height(mesh, heights.hip, w["leg"] > 0.5)
     knee_y = _posed_height(mesh, heights.knee, w["leg"] > 0.5)
     ankle_y = _posed_height(mesh, heights.ankle, w["leg"] > 0.5)

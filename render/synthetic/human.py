@@ -68,6 +68,8 @@ class SyntheticHuman:
         joints: ``[133, 3]`` float64 COCO-WholeBody keypoints, metres (face rows are zero).
         visible: ``[133]`` bool, True for the filled rows (body, feet, hands).
         outfit: garment name -> kind (empty for painted clothes), for logs and the model card.
+        garment: ``[V]`` int, :data:`render.synthetic.garments.SKIN` or the garment layer that
+            made each vertex (all skin for painted clothes).
     """
 
     name: str
@@ -77,6 +79,7 @@ class SyntheticHuman:
     joints: np.ndarray
     visible: np.ndarray
     outfit: dict[str, str] = field(default_factory=dict)
+    garment: np.ndarray | None = None
 
 
 CLOTHES = ("geometry", "painted")
@@ -212,6 +215,7 @@ def make_human(
     vertices -= offset
     joints[visible] -= offset
     faces, outfit = model.faces.copy(), {}
+    garment = np.zeros(len(vertices), dtype=np.int64)
     if clothes == "geometry":
         head = {label: rest_heads[i] for label, i in model.bone_index.items()}
 
@@ -234,11 +238,12 @@ def make_human(
             ),
             gender=phenotype["gender"],
         )
-        vertices, faces, colors, outfit = (
+        vertices, faces, colors, outfit, garment = (
             dressed.vertices,
             dressed.faces,
             dressed.colors,
             dressed.outfit,
+            dressed.layer,
         )
         joints[visible, 1] += dressed.shift
     return SyntheticHuman(
@@ -249,6 +254,7 @@ def make_human(
         joints=joints,
         visible=visible,
         outfit=outfit,
+        garment=garment,
     )
 
 
