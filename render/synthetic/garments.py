@@ -33,7 +33,8 @@ import open3d as o3d
 import trimesh
 from scipy.sparse import coo_matrix
 
-from render.synthetic.colors import PaintedRegions, _garment, _smooth_noise
+from render.synthetic.colors import PaintedRegions, _smooth_noise
+from render.synthetic.fabrics import add_logo, fabric_colors, sample_fabric
 
 CLEARANCE = 0.003
 """Metres: every garment vertex lies at least this far outside the surface it covers."""
@@ -222,6 +223,17 @@ def _extrude(
     )
     mesh.faces = np.concatenate([faces[~face_mask], remap[region], walls])
     return new
+
+
+def _paint_fabric(rng: np.random.Generator, mesh: _Mesh, index: np.ndarray, garment: str) -> str:
+    """Colour the vertices ``index`` with a fabric drawn for ``garment`` (see
+    :mod:`render.synthetic.fabrics`); patterns run along the limbs on arms, else along the height.
+    Returns the fabric's name."""
+    fabric = sample_fabric(rng, garment)
+    rest = mesh.rest[index]
+    along = np.where(mesh.weights["arm"][index] > 0.5, np.abs(rest[:, 0]) * 1.4, rest[:, 2])
+    mesh.colors[index] = fabric_colors(rng, fabric, rest, along)
+    return fabric
 
 
 def _face_mask(mesh: _Mesh, weight: np.ndarray) -> np.ndarray:
@@ -578,8 +590,10 @@ def dress(
         }[kind]
         folds = _folds(rng, mesh.rest, z, (heights.knee, heights.ankle + 0.06), amplitude)
         thickness = base + loose * _smooth_noise(rng, mesh.rest, waves=5).clip(0, 1) + folds
-        _extrude(mesh, _face_mask(mesh, w["bottoms"]), layer_offsets(thickness), BOTTOMS, [naked])
-        outfit["bottoms"] = kind
+        new = _extrude(
+            mesh, _face_mask(mesh, w["bottoms"]), layer_offsets(thickness), BOTTOMS, [naked]
+        )
+        outfit["bottoms"] = f"{_paint_fabric(rng, mesh, new, 'bottoms')} {kind}"
 
     # 2. The top, untucked over the waistband more often than not.
     w, z = mesh.weights, mesh.rest[:, 2]
@@ -600,8 +614,21 @@ def dress(
     folds = _folds(rng, mesh.rest, z, (regions.waist,), amplitude)
     thickness = base + loose * _smooth_noise(rng, mesh.rest, waves=5).clip(0, 1) + folds
     surface = _Surface(mesh.vertices, mesh.faces)
-    _extrude(mesh, _face_mask(mesh, top), layer_offsets(thickness), TOP, [surface, naked])
-    outfit["top"] = kind
+    top_new = _extrude(mesh, _face_mask(mesh, top), layer_offsets(thickness), TOP, [surface, naked])
+    outfit["top"] = f"{_paint_fabric(rng, mesh, top_new, 'top')} {kind}"
+    if rng.random() < 0.25:  # a chest print
+        rest, normals = mesh.rest[top_new], _vertex_normals(mesh)[top_new]
+        rest_normals = np.stack([normals[:, 0], -normals[:, 2], normals[:, 1]], axis=1)
+        chest = rest[
+            (np.abs(rest[:, 0]) < 0.03) & (np.abs(rest[:, 2] - heights.shoulder + 0.12) < 0.03)
+        ]
+        if len(chest):
+            colors = mesh.colors[top_new]
+            centre = chest[np.argmin(chest[:, 1])]
+            forward, up = np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, 1.0])
+            add_logo(rng, colors, rest, rest_normals, centre, forward, up, rng.uniform(0.05, 0.1))
+            mesh.colors[top_new] = colors
+            outfit["top"] += " with a print"
 
     # 3. A jacket or coat over the top: sleeves to the wrists, open or closed at the front.
     coat_hem = None
@@ -629,11 +656,14 @@ def dress(
             JACKET,
             [surface, naked],
         )
-        along = np.where(mesh.weights["arm"] > 0.5, np.abs(mesh.rest[:, 0]) * 1.4, mesh.rest[:, 2])
-        fabric = _garment(rng, along[new], mesh.rest[new][:, [0, 2]], stripes=0.05, checker=0.15)
-        mesh.colors[new] = fabric
+        fabric_name = _paint_fabric(rng, mesh, new, "jacket")
+        fabric = mesh.colors[new]
         long_coat = rng.random() < 0.4
-        outfit["jacket"] = ("open " if opened else "closed ") + ("coat" if long_coat else "jacket")
+        outfit["jacket"] = (
+            f"{fabric_name} "
+            + ("open " if opened else "closed ")
+            + ("coat" if long_coat else "jacket")
+        )
         if long_coat:
             coat_hem = (hem, opened, fabric.mean(axis=0))
 
@@ -645,8 +675,10 @@ def dress(
     offsets = layer_offsets(np.full(len(z), rng.uniform(0.004, 0.008)))
     offsets[:, 1] -= sole * on_sole
     surface = _Surface(mesh.vertices, mesh.faces)
-    _extrude(mesh, _face_mask(mesh, w["shoes"]), offsets, SHOES, [surface, naked])
-    outfit["shoes"] = f"sole {100 * sole:.1f} cm"
+    new = _extrude(mesh, _face_mask(mesh, w["shoes"]), offsets, SHOES, [surface, naked])
+    outfit["shoes"] = f"{_paint_fabric(rng, mesh, new, 'shoes')}, sole {100 * sole:.1f} cm"
+    sole_color = (240.0, 240.0, 236.0) if rng.random() < 0.5 else (35.0, 30.0, 28.0)
+    mesh.colors[new[mesh.rest[new, 2] < floor + 0.012]] = sole_color
 
     # 5. Hair with volume: thicker on top and at the back, strands as ridges, long hair fuller.
     if not regions.bald:
@@ -734,9 +766,12 @@ def dress(
             clearance=rng.uniform(0.01, 0.03),
         )
         new = _add_shell(mesh, spec, rng, legs_and_hips)
-        mesh.colors[new] = _garment(
-            rng, mesh.rest[new][:, 2], mesh.rest[new][:, [0, 2]], stripes=0.1, checker=0.15
-        )
+        if outfit["skirt"] == "long skirt" and rng.random() < 0.5:  # a dress: top and skirt alike
+            outfit["skirt"] = (
+                f"{_paint_fabric(rng, mesh, np.concatenate([top_new, new]), 'dress')} dress"
+            )
+        else:
+            outfit["skirt"] = f"{_paint_fabric(rng, mesh, new, 'skirt')} {outfit['skirt']}"
     elif coat_hem is not None:
         hem, opened, fabric = coat_hem
         top_y = _posed_height(mesh, hem + 0.03, w["torso"] > 0.5)
