@@ -261,6 +261,8 @@ class AppRunner:
             f"(keypoints: {keypoint_source}, mask: {item.mask_source}; forward "
             f"{pred.seconds:.1f} s, Poisson {poisson_s:.1f} s); files in {run_dir}"
         )
+        if item.detection is not None and item.detection.warnings:  # e.g. a crop at the knees
+            summary += "; detector: " + "; ".join(item.detection.warnings)
         report(1.0, "done")
         return AppResult(
             overlay=keypoint_picture(item.image, item.keypoints),

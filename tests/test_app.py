@@ -27,9 +27,12 @@ import cv2
 import numpy as np
 import pytest
 import trimesh
+from test_photo import clutter_background, demo_person, write_rgb
 
 from inference.app import MESH_DOWNLOADS, AppRunner, keypoint_picture
 from inference.demo import DEMO_DATA
+from inference.detect import photo_extra_missing
+from utils.keypoints import KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / DEMO_DATA / "images" / "anny_0090.png"
@@ -168,10 +171,19 @@ def _bad_case(name: str, folder: Path) -> tuple[Path, Path | None, str]:
     if name == "keypoints missing":
         (folder / "pose.json").write_text(json.dumps({"version": 1.3, "people": []}))
         return SAMPLE, folder / "pose.json", "pose.json: OpenPose JSON contains zero people"
+    if name == "crop at the knees":  # a plain photo: the detector's keypoints, no ankles
+        if photo_extra_missing() is not None:
+            pytest.skip(photo_extra_missing())
+        plain, keypoints, _ = demo_person(SAMPLE.stem)
+        knee = int(keypoints[KEYPOINT_NAMES.index("l_knee"), 1])
+        photo = write_rgb(folder / "knees.png", plain[: knee + 5])
+        return photo, None, "knees.png: cannot place body part(s): l_lower_leg (missing l_ankle)"
     raise ValueError(name)
 
 
-@pytest.mark.parametrize("case", ["not an image", "no person", "tiny person", "keypoints missing"])
+@pytest.mark.parametrize(
+    "case", ["not an image", "no person", "tiny person", "keypoints missing", "crop at the knees"]
+)
 def test_bad_photo_is_one_line_naming_the_upload(
     runner: AppRunner, tmp_path: Path, case: str
 ) -> None:
@@ -183,6 +195,22 @@ def test_bad_photo_is_one_line_naming_the_upload(
     assert "\n" not in line and "Traceback" not in line
     assert str(runner.out_dir) not in line  # the upload's name, not the run folder's copy
     assert set(runner.out_dir.iterdir()) == before  # a failed run leaves no folder
+
+
+def test_two_people_are_named_in_the_status(runner: AppRunner, tmp_path: Path) -> None:
+    """Two people in a plain photo: the detector's most prominent one is reconstructed and the
+    status line says that another was ignored."""
+    if photo_extra_missing() is not None:
+        pytest.skip(photo_extra_missing())
+    scene = clutter_background(512, 512, seed=4)
+    for x0, stem in ((0, "anny_0090"), (256, "anny_0095")):  # as test_photo's two-people case
+        person, _, _ = demo_person(stem)
+        small = cv2.resize(person, (256, 256), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize((person != scene).any(axis=2).astype(np.uint8), (256, 256)) > 0
+        scene[128:384, x0 : x0 + 256][mask] = small[mask]
+    result, line = runner.run(write_rgb(tmp_path / "two.png", scene))
+    assert result is not None and result.vertices > MIN_VERTICES, line
+    assert "\n" not in line and "detector: another person near" in line, line
 
 
 def test_app_refuses_bad_weights_in_one_line(tmp_path: Path) -> None:
