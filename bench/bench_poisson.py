@@ -156,7 +156,7 @@ def synthetic_cloud(
     from render.synthetic.assets import load_anny_model
     from render.synthetic.human import make_human
 
-    human = make_human(load_anny_model(), seed, "bench_human")
+    human = make_human(load_anny_model(), seed, "bench_human", clothes="painted")
     vertices, faces, colors = human.vertices, human.faces, human.vertex_colors
     if wrinkles_mm > 0:
         vertices, faces, colors = wrinkled(vertices, faces, colors, wrinkles_mm / 1000.0)

@@ -163,7 +163,7 @@ def main(args: argparse.Namespace) -> None:
         print(json.dumps(row))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        human = make_human(load_anny_model(), args.seed, "bench_human")
+        human = make_human(load_anny_model(), args.seed, "bench_human", clothes="painted")
         for _ in range(args.subdivide):
             v, f, attrs = trimesh.remesh.subdivide(
                 human.vertices, human.faces, vertex_attributes={"c": human.vertex_colors}

@@ -33,8 +33,9 @@ def model() -> AnnyAssets:
 
 @pytest.fixture(scope="module")
 def humans(model: AnnyAssets) -> list[SyntheticHuman]:
-    """Three humans from different seeds."""
-    return [make_human(model, seed, f"anny_{seed:04d}") for seed in SEEDS]
+    """Three humans from different seeds, in painted clothes (the body and its paint; garment
+    geometry over them is tests/test_garments.py's)."""
+    return [make_human(model, seed, f"anny_{seed:04d}", clothes="painted") for seed in SEEDS]
 
 
 def _mesh(human: SyntheticHuman) -> trimesh.Trimesh:
@@ -42,7 +43,7 @@ def _mesh(human: SyntheticHuman) -> trimesh.Trimesh:
 
 
 def test_same_seed_same_human(model, humans):
-    again = make_human(model, SEEDS[0], "again")
+    again = make_human(model, SEEDS[0], "again", clothes="painted")
     assert again.name == "again"
     np.testing.assert_array_equal(again.vertices, humans[0].vertices)
     np.testing.assert_array_equal(again.vertex_colors, humans[0].vertex_colors)

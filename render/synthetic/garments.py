@@ -371,7 +371,8 @@ def _shell_radius(
     # next to it (rows are ~1.2 cm apart, about the vertex spacing).
     for row_step in (-1, 0, 1):
         row = centre_row + row_step
-        inside = (row >= 0) & (row < rows)
+        inside = (row >= -2) & (row < rows)  # the top row clears what is just above it too
+        row = np.maximum(row, 0)
         nearest = np.round(np.mod(angle - thetas[0], 2 * np.pi) / step).astype(np.int64)
         for spread in range(-10, 11):
             col = nearest + spread
@@ -726,7 +727,7 @@ def dress(
                     + anchor
                     + 0.5 * radius * (back + 0.6 * up) / np.linalg.norm(back + 0.6 * up)
                 )
-                _add_object(mesh, bun, hair_color, HAIR, [surface])
+                _add_object(mesh, bun, hair_color, HAIR, [surface, naked])
                 outfit["hair"] += ", bun"
             else:
                 anchor = head[np.argmax((head - head_centre) @ back)]
@@ -737,14 +738,14 @@ def dress(
                     + length * (0.25 * back - up) / np.linalg.norm(0.25 * back - up)
                 )
                 tail = _capsule_along(anchor + 0.01 * back, end, rng.uniform(0.02, 0.03), 0.6)
-                _add_object(mesh, tail, hair_color, HAIR, [surface])
+                _add_object(mesh, tail, hair_color, HAIR, [surface, naked])
                 outfit["hair"] += ", ponytail"
 
     # 6. Surfaces that leave the legs: a skirt or dress, or a coat's tails.
     w = mesh.weights
-    legs_and_hips = (w["leg"] > 0.5) | (
-        (w["torso"] > 0.5) & (mesh.rest[:, 2] < regions.waist + 0.03)
-    )
+    # Whatever of the legs and torso falls between a shell's top and hem is inside it (arms and
+    # hands are not: they may rest on a skirt).
+    legs_and_hips = (w["leg"] > 0.5) | (w["torso"] > 0.5)
     hip_y = _posed_height(mesh, heights.hip, w["leg"] > 0.5)
     knee_y = _posed_height(mesh, heights.knee, w["leg"] > 0.5)
     ankle_y = _posed_height(mesh, heights.ankle, w["leg"] > 0.5)
@@ -775,7 +776,7 @@ def dress(
     elif coat_hem is not None:
         hem, opened, fabric = coat_hem
         top_y = _posed_height(mesh, hem + 0.03, w["torso"] > 0.5)
-        enclosed = (w["leg"] > 0.5) | ((w["torso"] > 0.5) & (mesh.rest[:, 2] < hem + 0.05))
+        enclosed = legs_and_hips
         spec = _ShellSpec(
             top=top_y,
             hem=posed_y(heights.knee + rng.uniform(-0.1, 0.15)),
