@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The open weights' CPU recipe (issue 19): clothed open humans, then the demo weights fine-tuned on
+# them, 512², width 0.25, on 2 CPU cores. Every step resumes where it stopped (humans and renders
+# on disk are skipped, each training stage continues from its last.pt, a finished stage is a
+# no-op), so run the same command again after an interruption, in this session or the next.
+#
+#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 80 min of training)
+#   OUT=outputs/train/open2 bash scripts/train_open_cpu.sh   # another run on the same data
+#
+# Writes checkpoints/open_w025_512.pt (weights and training arguments, models.export).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/clothed}
+OUT=${OUT:-outputs/train/open}
+common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --depth_beta 0
+  --no_progress --resume auto)
+
+# 248 clothed humans (seed 11), 7 yaws each: 240 for training (1,680 views), 8 for validation.
+"$PY" -m render.make_training_set --data_path "$DATA" --num 248 --res 512 --seed 11 --val_items 8
+# Phase 1: the demo weights' normal and depth nets, 2 epochs on clothed people at lr 5e-4.
+"$PY" train.py --phase 1 "${common[@]}" --epochs 2 --lr 5e-4 \
+  --init_from checkpoints/demo_w025_512.pt --out_dir "$OUT/p1"
+# Phase 2: a refinement net on the new nets, 1 epoch at lr 1e-3, then 1 epoch at lr 2e-4.
+"$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 1e-3 \
+  --init_from "$OUT/p1/last.pt" --out_dir "$OUT/p2"
+"$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 2e-4 \
+  --init_from "$OUT/p2/last.pt" --out_dir "$OUT/p2b"
+"$PY" -m models.export "$OUT/p2b/best.pt" checkpoints/open_w025_512.pt
