@@ -4,7 +4,7 @@
 # on disk are skipped, each training stage continues from its last.pt, a finished stage is a
 # no-op), so run the same command again after an interruption, in this session or the next.
 #
-#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 80 min of training)
+#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 1.5 h of training)
 #   OUT=outputs/train/open2 bash scripts/train_open_cpu.sh   # another run on the same data
 #
 # Writes checkpoints/open_w025_512.pt (weights and training arguments, models.export).
@@ -22,9 +22,11 @@ common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --dep
 # Phase 1: the demo weights' normal and depth nets, 2 epochs on clothed people at lr 5e-4.
 "$PY" train.py --phase 1 "${common[@]}" --epochs 2 --lr 5e-4 \
   --init_from checkpoints/demo_w025_512.pt --out_dir "$OUT/p1"
-# Phase 2: a refinement net on the new nets, 1 epoch at lr 1e-3, then 1 epoch at lr 2e-4.
+# Phase 2: a refinement net on the new nets, 1 epoch each at lr 1e-3, 2e-4 and 1e-4.
 "$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 1e-3 \
   --init_from "$OUT/p1/last.pt" --out_dir "$OUT/p2"
 "$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 2e-4 \
   --init_from "$OUT/p2/last.pt" --out_dir "$OUT/p2b"
-"$PY" -m models.export "$OUT/p2b/best.pt" checkpoints/open_w025_512.pt
+"$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 1e-4 \
+  --init_from "$OUT/p2b/last.pt" --out_dir "$OUT/p2c"
+"$PY" -m models.export "$OUT/p2c/best.pt" checkpoints/open_w025_512.pt

@@ -63,7 +63,12 @@ def test_licence_is_apache_2() -> None:
     assert "3. Grant of Patent License." in text  # the full text, with the patent grant
     assert "END OF TERMS AND CONDITIONS" in text
     notice = (ROOT / "NOTICE").read_text()
-    for bundled in ("data/demo/", "checkpoints/demo_w025_512.pt", "LICENSE-SiTH.txt"):
+    for bundled in (
+        "data/demo/",
+        "checkpoints/demo_w025_512.pt",
+        "checkpoints/open_w025_512.pt",
+        "LICENSE-SiTH.txt",
+    ):
         assert bundled in notice
 
 

@@ -770,3 +770,22 @@ def test_reduced_precision_stays_close_to_fp32(
     assert not np.array_equal(ref.depth_front, low.depth_front)  # autocast did run
     with pytest.raises(ValueError, match="precision must be one of"):
         Predictor(checkpoint, precision="int8")
+
+
+@pytest.mark.parametrize("weights", ["demo_w025_512.pt", "open_w025_512.pt"])
+def test_shipped_weights_reconstruct_a_demo_person(weights: str) -> None:
+    """Each committed checkpoint loads strictly (res and width from the file) and its predicted
+    silhouette of a held-out demo person matches the alpha (IoU > 0.95), with the front surface
+    in front of the back on it."""
+    root = Path(__file__).resolve().parents[1]
+    image = read_image(root / "data/demo/images/anny_0093.png")
+    keypoints = np.load(root / "data/demo/images/anny_0093_keypoints.npy")
+    predictor = Predictor(root / "checkpoints" / weights)
+    out = predictor.predict(image, keypoints)
+    alpha = image[..., 3] > 0 if image.shape[-1] == 4 else None
+    assert alpha is not None
+    mask = out.depth_front > 0
+    assert mask.shape == alpha.shape
+    assert (mask & alpha).sum() / (mask | alpha).sum() > 0.95
+    both = mask & (out.depth_back > 0)
+    assert np.median(out.depth_back[both] - out.depth_front[both]) > 0
