@@ -93,6 +93,22 @@ class _Mesh:
             self.weights[key] = np.concatenate([self.weights[key], attrs[f"w:{key}"]])
         return np.arange(start, len(self.vertices))
 
+    def add_part(
+        self, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, layer: int
+    ) -> np.ndarray:
+        """Add a separate surface (``[P, 3]`` vertices, ``[Q, 3]`` faces of its own indices,
+        ``[3]`` or ``[P, 3]`` colours) made by garment ``layer``: its rest coordinates are its
+        own positions in Anny's axes (patterns only), its weights zero. Its vertex indices."""
+        attrs = {
+            "rest": _to_anny(vertices),
+            "colors": np.broadcast_to(colors, (len(vertices), 3)).astype(np.float64),
+            "layer": np.full(len(vertices), layer),
+        }
+        attrs.update({f"w:{k}": np.zeros(len(vertices)) for k in self.weights})
+        new = self.append(vertices, attrs)
+        self.faces = np.concatenate([self.faces, faces + new[0]])
+        return new
+
     def compact(self) -> None:
         """Drop vertices no face uses (keeps the order of the others)."""
         used = np.zeros(len(self.vertices), dtype=bool)
@@ -102,6 +118,11 @@ class _Mesh:
         self.vertices, self.rest = self.vertices[used], self.rest[used]
         self.colors, self.layer = self.colors[used], self.layer[used]
         self.weights = {k: v[used] for k, v in self.weights.items()}
+
+
+def _to_anny(xyz: np.ndarray) -> np.ndarray:
+    """``[N, 3]`` points or directions of the output frame in Anny's axes (Z up, facing -Y)."""
+    return np.stack([xyz[:, 0], -xyz[:, 2], xyz[:, 1]], axis=1)
 
 
 def _subdivide(mesh: _Mesh) -> _Mesh:
@@ -437,17 +458,7 @@ def _add_shell(
     within &= np.hypot(points[:, 0], points[:, 2]) < inner
     mesh.faces = mesh.faces[~within[mesh.faces].all(axis=1)]
 
-    # Rest coordinates of the shell (patterns only): the output frame back in Anny's axes.
-    rest = np.stack([vertices[:, 0], -vertices[:, 2], vertices[:, 1]], axis=1)
-    attrs = {
-        "rest": rest,
-        "colors": np.zeros((len(vertices), 3)),
-        "layer": np.full(len(vertices), SHELL),
-    }
-    attrs.update({f"w:{k}": np.zeros(len(vertices)) for k in mesh.weights})
-    new = mesh.append(vertices, attrs)
-    mesh.faces = np.concatenate([mesh.faces, faces + new[0]])
-    return new
+    return mesh.add_part(vertices, faces, np.zeros(3), SHELL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,16 +491,7 @@ def _add_object(
     vertices = np.asarray(obj.vertices, dtype=np.float64)
     for obstacle in obstacles:
         vertices = obstacle.push_out(vertices, CLEARANCE)
-    rest = np.stack([vertices[:, 0], -vertices[:, 2], vertices[:, 1]], axis=1)
-    attrs = {
-        "rest": rest,
-        "colors": np.tile(color, (len(vertices), 1)),
-        "layer": np.full(len(vertices), layer),
-    }
-    attrs.update({f"w:{k}": np.zeros(len(vertices)) for k in mesh.weights})
-    new = mesh.append(vertices, attrs)
-    mesh.faces = np.concatenate([mesh.faces, np.asarray(obj.faces) + new[0]])
-    return new
+    return mesh.add_part(vertices, np.asarray(obj.faces), color, layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,7 +624,7 @@ def dress(
     outfit["top"] = f"{_paint_fabric(rng, mesh, top_new, 'top')} {kind}"
     if rng.random() < 0.25:  # a chest print
         rest, normals = mesh.rest[top_new], _vertex_normals(mesh)[top_new]
-        rest_normals = np.stack([normals[:, 0], -normals[:, 2], normals[:, 1]], axis=1)
+        rest_normals = _to_anny(normals)
         chest = rest[
             (np.abs(rest[:, 0]) < 0.03) & (np.abs(rest[:, 2] - heights.shoulder + 0.12) < 0.03)
         ]
