@@ -70,6 +70,11 @@ def get_parser() -> argparse.ArgumentParser:
         "checkpoint's refinement net is left out)",
     )
     p.add_argument(
+        "--refine_from",
+        help="phase 2: a phase-2 checkpoint whose refinement net replaces the one of "
+        "--init_from (fine-tune a trained refinement net on new phase-1 nets)",
+    )
+    p.add_argument(
         "--frozen_train_mode",
         action="store_true",
         help="phase 2: keep the frozen nets in train mode as the authors (BatchNorm drifts)",
@@ -163,6 +168,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.refine_from and args.phase != 2:
+        raise SystemExit("error: --refine_from needs --phase 2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     on_cpu = args.device == "cpu" or not torch.cuda.is_available()  # init_distributed's choice
     check_cpu_precision(args.precision, "cpu" if on_cpu else "cuda", logging.getLogger("train"))

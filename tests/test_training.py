@@ -174,6 +174,15 @@ def test_phase1_then_phase2_smoke(synthetic_training_set, tmp_path):
     extra = ("--max_steps", "1", "--depth_beta", "0", "--init_from", str(p2 / "last.pt"))
     train_loop(train_args(synthetic_training_set, p1b, "--phase", "1", *extra))
     assert len(losses(p1b)) == 1 and json.loads((p1b / "args.json").read_text())["depth_beta"] == 0
+    # phase 2 on the new phase-1 nets with p2's trained refinement net (--refine_from)
+    argv = train_argv(synthetic_training_set, tmp_path / "p2b", "--phase", "2")
+    argv += ["--init_from", str(p1b / "last.pt"), "--refine_from", str(p2 / "last.pt")]
+    combined = initial_model(argv).state_dict()
+    new_p1 = torch.load(p1b / "last.pt", weights_only=True)["model"]
+    for key, value in combined.items():
+        source = after if key.startswith("refine.") else new_p1
+        assert torch.equal(value, source[key]), key
+    assert not all(torch.equal(new_p1[k], after[k]) for k in new_p1)  # p1b trained on
     png = tmp_path / "curves.png"  # p1 (no validation: one chart) above p2 (two charts)
     plot_log.main(plot_log.get_parser().parse_args(["--run", str(p1), str(p2), "--out", str(png)]))
     stacked = cv2.imread(str(png))

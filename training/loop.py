@@ -253,6 +253,11 @@ def init_model(args: argparse.Namespace, info: DistInfo) -> Model2K2K:
         log.info("initialised from %s", args.init_from)
     elif args.phase == 2:
         log.warning("phase 2 without --init_from: the frozen networks are untrained")
+    if args.refine_from:
+        # only the refinement net: every other top-level module keeps its --init_from weights
+        others = tuple(f"{name}." for name, _ in model.named_children() if name != "refine")
+        load_checkpoint(model, args.refine_from, allow_missing=others, drop=others)
+        log.info("refinement net from %s", args.refine_from)
     model.set_checkpointing(args.checkpointing)
     model.freeze_for_phase()  # DDP needs the frozen parameters marked
     return model.to(info.device)
