@@ -125,6 +125,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt_every", type=int, default=5, help="epochs between kept checkpoints")
     p.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0 = off)")
     p.add_argument(
+        "--max_minutes",
+        type=float,
+        default=0.0,
+        help="stop after the first step that ends this many minutes after the start (0 = off), "
+        "saving last.pt as --max_steps does: a run sized to the time at hand",
+    )
+    p.add_argument(
         "--validate_first", action="store_true", help="also validate the untrained model"
     )
     p.add_argument(
@@ -170,6 +177,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     if args.refine_from and args.phase != 2:
         raise SystemExit("error: --refine_from needs --phase 2")
+    if args.max_minutes < 0:
+        raise SystemExit(f"error: --max_minutes must be >= 0, got {args.max_minutes}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     on_cpu = args.device == "cpu" or not torch.cuda.is_available()  # init_distributed's choice
     check_cpu_precision(args.precision, "cpu" if on_cpu else "cuda", logging.getLogger("train"))

@@ -206,6 +206,21 @@ def test_resume_continues_exactly(synthetic_training_set, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_max_minutes_stops_after_a_step_and_resumes(synthetic_training_set, tmp_path):
+    """A run out of time stops after the step in progress with last.pt saved (no validation);
+    --resume auto continues from there."""
+    out = tmp_path / "timed"
+    metrics = train_loop(
+        train_args(synthetic_training_set, out, "--phase", "1", "--max_minutes", "1e-9")
+    )
+    assert metrics == {} and len(losses(out)) == 1
+    assert torch.load(out / "last.pt", weights_only=True)["global_step"] == 1
+    extra = ("--max_steps", "2", "--resume", "auto")
+    train_loop(train_args(synthetic_training_set, out, "--phase", "1", *extra))
+    steps = [json.loads(line)["global_step"] for line in (out / "train_log.jsonl").open()]
+    assert steps == [1, 2]
+
+
 def test_resume_of_a_missing_checkpoint_is_an_error(synthetic_training_set, tmp_path):
     args = train_args(
         synthetic_training_set, tmp_path, "--phase", "1", "--resume", str(tmp_path / "nope.pt")

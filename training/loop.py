@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -539,6 +540,8 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             log.info("validation before training: %s", initial)
             append_jsonl(out_dir / "val_log.jsonl", {"epoch": -1, "global_step": 0, **initial})
     stop = False
+    deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
+    out_of_time = False
     for epoch in range(pos.epoch, args.epochs):
         train_set.set_epoch(epoch)
         batches = epoch_batches(sampler, epoch, args.batch_size)
@@ -557,7 +560,7 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
             disable=not info.is_main or not args.progress,
         )
         for step, batch in enumerate(bar, start=first):
-            if args.max_steps and pos.global_step >= args.max_steps:
+            if out_of_time or (args.max_steps and pos.global_step >= args.max_steps):
                 stop = True
                 break
             lr = cosine_warm_restarts(epoch + step / iters, args.lr)
@@ -577,7 +580,10 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
                 append_jsonl(out_dir / "train_log.jsonl", {**record, **values})
                 bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{lr:.2e}")
                 log_values(writer, "train", {**values, "lr": lr}, pos.global_step)
-            at_max = bool(args.max_steps) and pos.global_step >= args.max_steps
+            if deadline is not None:  # every rank stops after the same step
+                late = {"late": float(time.monotonic() >= deadline)}
+                out_of_time = reduce_sum(late, info)["late"] > 0
+            at_max = out_of_time or (bool(args.max_steps) and pos.global_step >= args.max_steps)
             periodic = bool(args.save_every) and pos.global_step % args.save_every == 0
             if info.is_main and (at_max or periodic):
                 # (epoch, iters) resumes straight into this epoch's validation and checkpoints
