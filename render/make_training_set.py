@@ -41,6 +41,12 @@ def get_parser() -> argparse.ArgumentParser:
         default="geometry",
         help="garments with their own surfaces, or painted on the body (the demo weights' data)",
     )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes (one core each; the files do not depend on it)",
+    )
     add_debug_argument(p)
     return p
 
@@ -60,6 +66,7 @@ def main(args: argparse.Namespace) -> None:
             failures=failures,
             debug=args.debug,
             clothes=args.clothes,
+            workers=args.workers,
         )
     except (ValueError, OSError) as e:  # whole-run errors (RenderInputError included)
         print_failures(line for _, line in failures)

@@ -16,9 +16,12 @@ line and is left out of the lists; the others are built.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from render.keypoints3d import keypoint_dataset
@@ -53,6 +56,49 @@ def split_by_item(lines: Sequence[str], val_items: int) -> tuple[list[str], list
     )
 
 
+def _build_shard(
+    data_path: Path,
+    num: int,
+    options: RenderOptions,
+    clothes: str,
+    num_shards: int,
+    shard_id: int,
+    progress: bool,
+    debug: bool,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Humans ``i % num_shards == shard_id``: generate, render, keypoints (each human may fail
+    alone). Returns the complete humans and the ``(item, line)`` failures."""
+    if num_shards > 1:
+        torch.set_num_threads(1)  # one core per worker process
+    failed: list[tuple[str, str]] = []
+    names = []
+    indices = range(shard_id, num, num_shards)
+    for index in tqdm(indices, desc=f"{DATA_NAME} humans", disable=not progress):
+        name = f"{DATA_NAME.lower()}_{index:04d}"
+        made = functools.partial(
+            generate, data_path, num, options.seed, DATA_NAME, num, index, False, clothes
+        )
+        if run_item(name, made, failed, debug=debug) is not None:
+            names.append(name)
+    renderer = ScanRenderer(data_path, DATA_NAME, options)
+    try:
+        report = render_dataset(renderer, names, progress=progress, debug=debug)
+    finally:
+        renderer.close()
+    rendered = [name for name in names if name not in report.failed]
+    kp_report = keypoint_dataset(
+        data_path,
+        DATA_NAME,
+        rendered,
+        progress=progress,
+        debug=debug,
+        yaws=options.yaws,
+        res=options.res,
+    )
+    failed += list(report.failed.items()) + list(kp_report.failed.items())
+    return [name for name in rendered if name not in kp_report.failed], failed
+
+
 def build_synthetic_training_set(
     data_path: Path,
     num: int = 8,
@@ -64,6 +110,7 @@ def build_synthetic_training_set(
     failures: list[tuple[str, str]] | None = None,
     debug: bool = False,
     clothes: str = "geometry",
+    workers: int = 1,
 ) -> tuple[Path, Path]:
     """Generate ``num`` anny humans, render them, project their keypoints and write the lists.
 
@@ -84,44 +131,44 @@ def build_synthetic_training_set(
             with the other humans. ``None``: any failure raises instead (no list is written).
         debug: log the traceback of each failure.
         clothes: garments with geometry or painted on (:func:`render.synthetic.human.make_human`).
+        workers: processes, each building the humans ``i % workers == k`` with one thread and
+            its own renderer (1 = in this process). Every human and view has its own seed, so
+            the files are the same for any number of workers.
     Returns:
         The paths of ``list/train.txt`` and ``list/val.txt`` (``/``-led lines relative to
         ``data_path``: SHADED, NOSHADING, front DEPTH; see :mod:`render.layout`).
     Raises:
         RenderInputError: the data set was built with other settings, or (``failures`` None) some
             human failed (every failure is named; the other humans' files are written).
-        ValueError: ``val_items`` leaves no training item.
+        ValueError: ``val_items`` leaves no training item, or ``workers`` < 1.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     data_path = Path(data_path)
-    yaws = tuple(yaws)
-    renderer = ScanRenderer(data_path, DATA_NAME, RenderOptions(res=res, yaws=yaws, seed=seed))
-    renderer.check_settings()  # before generating: refuse a data set with another seed or res
+    options = RenderOptions(res=res, yaws=tuple(yaws), seed=seed)
+    ScanRenderer(data_path, DATA_NAME, options).check_settings()  # refuse other settings first
+    shard = functools.partial(_build_shard, data_path, num, options, clothes, workers)
+    good: list[str] = []
     failed: list[tuple[str, str]] = []
-    names = []
-    # one shard per human: each human is generated (and may fail) on its own
-    for index in tqdm(range(num), desc=f"{DATA_NAME} humans", disable=not progress):
-        name = f"{DATA_NAME.lower()}_{index:04d}"
-        made = functools.partial(
-            generate, data_path, num, seed, DATA_NAME, num, index, False, clothes
-        )
-        if run_item(name, made, failed, debug=debug) is not None:
-            names.append(name)
-    try:
-        report = render_dataset(renderer, names, progress=progress, debug=debug)
-    finally:
-        renderer.close()
-    rendered = [name for name in names if name not in report.failed]
-    kp_report = keypoint_dataset(
-        data_path, DATA_NAME, rendered, progress=progress, debug=debug, yaws=yaws, res=res
-    )
-    failed += list(report.failed.items()) + list(kp_report.failed.items())
+    if workers == 1:
+        good, failed = shard(0, progress, debug)
+    else:
+        # spawn: each worker starts clean (no OpenGL context or thread pool from a fork)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            jobs = [pool.submit(shard, k, False, debug) for k in range(workers)]
+            for job in tqdm(as_completed(jobs), total=workers, desc="shards", disable=not progress):
+                names, lines = job.result()
+                good += names
+                failed += lines
     if failed and failures is None:
         raise RenderInputError("; ".join(line for _, line in sorted(failed)))
     if failures is not None:
         failures.extend(sorted(failed))
-    good = set(rendered) - set(kp_report.failed)
-    lines = write_list(data_path, DATA_NAME, yaws).read_text().splitlines()
-    train, val = split_by_item([line for line in lines if item_of_line(line) in good], val_items)
+    lines = write_list(data_path, DATA_NAME, options.yaws).read_text().splitlines()
+    train, val = split_by_item(
+        [line for line in lines if item_of_line(line) in set(good)], val_items
+    )
     paths = data_path / "list" / "train.txt", data_path / "list" / "val.txt"
     for path, part in zip(paths, (train, val), strict=True):
         write_text(path, "".join(f"{line}\n" for line in part))

@@ -157,6 +157,22 @@ def test_read_list_errors_name_the_line(tmp_path):
 # Samples
 
 
+def test_build_with_two_workers_writes_the_same_files(synthetic_training_set, tmp_path):
+    """Two worker processes (humans 0, 2 and 1 in two shards) write byte-identical humans, views,
+    keypoints and lists to the one-process fixture's."""
+    root = synthetic_training_set[0]
+    build_synthetic_training_set(
+        tmp_path, num=3, res=RES, yaws=(-30, 0, 30), seed=0, val_items=1, progress=False, workers=2
+    )
+    ours = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    assert ours == theirs and len(ours) > 30
+    for rel in ours:
+        assert (tmp_path / rel).read_bytes() == (root / rel).read_bytes(), rel
+    with pytest.raises(ValueError, match="workers"):
+        build_synthetic_training_set(tmp_path, num=3, res=RES, yaws=(0,), workers=0)
+
+
 def test_sample_keys_shapes_dtypes_ranges(synthetic_training_set):
     ds = _dataset(synthetic_training_set)
     assert len(ds) == 6

@@ -256,9 +256,11 @@ def _print(
         return colors
     uv = np.stack([around, along], axis=1)
     spacing = rng.uniform(0.07, 0.14)
-    offset, flat, cells = _cells(rng, uv, spacing, jitter=0.12)
-    radius_table = rng.uniform(0.28, 0.36, size=cells) * spacing
-    shown = rng.random(cells) < rng.uniform(0.75, 1.0)
+    # the cell count follows the garment's extent: draws per cell come from their own stream
+    cell_rng = rng.spawn(1)[0]
+    offset, flat, cells = _cells(cell_rng, uv, spacing, jitter=0.12)
+    radius_table = cell_rng.uniform(0.28, 0.36, size=cells) * spacing
+    shown = cell_rng.random(cells) < rng.uniform(0.75, 1.0)
     radius = np.maximum(radius_table[flat], 0.5 * MIN_FEATURE)
     distance = np.linalg.norm(offset, axis=1)
     motif = [_second_color(rng, base)]
@@ -267,9 +269,10 @@ def _print(
         colors += inside[:, None] * (motif[0] - colors)
         return colors
     motif += [_cloth_color(rng), np.array([230.0, 190.0, 60.0]) * rng.uniform(0.8, 1.05)]
-    tint = rng.integers(0, 2, size=cells)  # petals in the first or the second motif colour
+    tint = cell_rng.integers(0, 2, size=cells)  # petals in the first or the second motif colour
     petals = rng.integers(4, 7)
-    angle = np.arctan2(offset[:, 1], offset[:, 0]) + rng.uniform(0, 2 * np.pi, size=cells)[flat]
+    turn = cell_rng.uniform(0, 2 * np.pi, size=cells)
+    angle = np.arctan2(offset[:, 1], offset[:, 0]) + turn[flat]
     outline = radius * (0.55 + 0.45 * np.abs(np.cos(0.5 * petals * angle)))
     petal = shown[flat] * np.clip(0.5 + (outline - distance) / EDGE, 0.0, 1.0)
     petal_colors = np.array(motif[:2])[tint[flat]]

@@ -571,14 +571,18 @@ def dress(
     w = mesh.weights
     z = mesh.rest[:, 2]
     outfit: dict[str, str] = {}
+    # One stream per step: a draw whose count follows the geometry (a print's motif cells, a
+    # logo only where the chest was found, a bun only where hair was made) changes only its own
+    # step, never the next garment, so the outfit is a function of the seed alone.
+    skirt_rng, bottoms_rng, top_rng, jacket_rng, shoes_rng, hair_rng, shell_rng = rng.spawn(7)
 
     def layer_offsets(thickness: np.ndarray) -> np.ndarray:
         return thickness[:, None] * _vertex_normals(mesh)
 
     # Skirts and dresses: the painted skirt, or sometimes a dress / long skirt over the legs.
     skirt_hem = regions.skirt_hem
-    if skirt_hem is None and gender > 0.5 and rng.random() < 0.2:
-        skirt_hem = heights.knee - rng.uniform(-0.1, 0.6) * (heights.knee - heights.ankle)
+    if skirt_hem is None and gender > 0.5 and skirt_rng.random() < 0.2:
+        skirt_hem = heights.knee - skirt_rng.uniform(-0.1, 0.6) * (heights.knee - heights.ankle)
         outfit["skirt"] = "long skirt"
     elif skirt_hem is not None:
         outfit["skirt"] = "skirt"
@@ -586,7 +590,9 @@ def dress(
     # 1. Trousers, jeans or shorts (not under a skirt: bare or painted legs there).
     if skirt_hem is None:
         kind = str(
-            rng.choice(["jeans", "trousers", "loose trousers", "leggings"], p=[0.4, 0.3, 0.2, 0.1])
+            bottoms_rng.choice(
+                ["jeans", "trousers", "loose trousers", "leggings"], p=[0.4, 0.3, 0.2, 0.1]
+            )
         )
         base, loose, amplitude = {
             "jeans": (0.004, 0.004, 0.006),
@@ -594,16 +600,18 @@ def dress(
             "loose trousers": (0.01, 0.02, 0.012),
             "leggings": (0.0035, 0.0, 0.001),
         }[kind]
-        folds = _folds(rng, mesh.rest, z, (heights.knee, heights.ankle + 0.06), amplitude)
-        thickness = base + loose * _smooth_noise(rng, mesh.rest, waves=5).clip(0, 1) + folds
+        folds = _folds(bottoms_rng, mesh.rest, z, (heights.knee, heights.ankle + 0.06), amplitude)
+        thickness = base + loose * _smooth_noise(bottoms_rng, mesh.rest, waves=5).clip(0, 1) + folds
         new = _extrude(
             mesh, _face_mask(mesh, w["bottoms"]), layer_offsets(thickness), BOTTOMS, [naked]
         )
-        outfit["bottoms"] = f"{_paint_fabric(rng, mesh, new, 'bottoms')} {kind}"
+        outfit["bottoms"] = f"{_paint_fabric(bottoms_rng, mesh, new, 'bottoms')} {kind}"
 
     # 2. The top, untucked over the waistband more often than not.
     w, z = mesh.weights, mesh.rest[:, 2]
-    kind = str(rng.choice(["tight top", "t-shirt", "loose top", "sweater"], p=[0.2, 0.4, 0.2, 0.2]))
+    kind = str(
+        top_rng.choice(["tight top", "t-shirt", "loose top", "sweater"], p=[0.2, 0.4, 0.2, 0.2])
+    )
     base, loose, amplitude = {
         "tight top": (0.0035, 0.0, 0.002),
         "t-shirt": (0.005, 0.008, 0.006),
@@ -611,18 +619,18 @@ def dress(
         "sweater": (0.01, 0.012, 0.006),
     }[kind]
     top = w["top"].copy()
-    if rng.random() < 0.6:
-        drop = rng.uniform(0.03, 0.1)
+    if top_rng.random() < 0.6:
+        drop = top_rng.uniform(0.03, 0.1)
         extension = (w["torso"] > 0.5) & (z > regions.waist - drop) & (z < regions.waist + 0.03)
         top = np.maximum(top, extension.astype(np.float64))
         fill = extension & (w["top"] < 0.5)
         mesh.colors[fill] = np.stack([w[f"top{c}"][fill] for c in range(3)], axis=1)
-    folds = _folds(rng, mesh.rest, z, (regions.waist,), amplitude)
-    thickness = base + loose * _smooth_noise(rng, mesh.rest, waves=5).clip(0, 1) + folds
+    folds = _folds(top_rng, mesh.rest, z, (regions.waist,), amplitude)
+    thickness = base + loose * _smooth_noise(top_rng, mesh.rest, waves=5).clip(0, 1) + folds
     surface = _Surface(mesh.vertices, mesh.faces)
     top_new = _extrude(mesh, _face_mask(mesh, top), layer_offsets(thickness), TOP, [surface, naked])
-    outfit["top"] = f"{_paint_fabric(rng, mesh, top_new, 'top')} {kind}"
-    if rng.random() < 0.25:  # a chest print
+    outfit["top"] = f"{_paint_fabric(top_rng, mesh, top_new, 'top')} {kind}"
+    if top_rng.random() < 0.25:  # a chest print
         rest, normals = mesh.rest[top_new], _vertex_normals(mesh)[top_new]
         rest_normals = _to_anny(normals)
         chest = rest[
@@ -632,27 +640,29 @@ def dress(
             colors = mesh.colors[top_new]
             centre = chest[np.argmin(chest[:, 1])]
             forward, up = np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, 1.0])
-            add_logo(rng, colors, rest, rest_normals, centre, forward, up, rng.uniform(0.05, 0.1))
+            add_logo(
+                top_rng, colors, rest, rest_normals, centre, forward, up, top_rng.uniform(0.05, 0.1)
+            )
             mesh.colors[top_new] = colors
             outfit["top"] += " with a print"
 
     # 3. A jacket or coat over the top: sleeves to the wrists, open or closed at the front.
     coat_hem = None
-    if rng.random() < 0.35:
+    if jacket_rng.random() < 0.35:
         w, z = mesh.weights, mesh.rest[:, 2]
-        hem = regions.waist - rng.uniform(0.04, 0.16)
+        hem = regions.waist - jacket_rng.uniform(0.04, 0.16)
         region = ((w["torso"] > 0.5) & (z > hem)) | (w["arm"] > 0.5)
-        opened = rng.random() < 0.5
+        opened = jacket_rng.random() < 0.5
         if opened:
             region &= ~(
-                (np.abs(mesh.rest[:, 0]) < rng.uniform(0.03, 0.08))
+                (np.abs(mesh.rest[:, 0]) < jacket_rng.uniform(0.03, 0.08))
                 & (mesh.rest[:, 1] < 0)
                 & (w["torso"] > 0.5)
             )
         thickness = (
-            rng.uniform(0.008, 0.016)
-            + rng.uniform(0.0, 0.015) * _smooth_noise(rng, mesh.rest, 5).clip(0, 1)
-            + _folds(rng, mesh.rest, z, (hem,), 0.008)
+            jacket_rng.uniform(0.008, 0.016)
+            + jacket_rng.uniform(0.0, 0.015) * _smooth_noise(jacket_rng, mesh.rest, 5).clip(0, 1)
+            + _folds(jacket_rng, mesh.rest, z, (hem,), 0.008)
         )
         surface = _Surface(mesh.vertices, mesh.faces)
         new = _extrude(
@@ -662,9 +672,9 @@ def dress(
             JACKET,
             [surface, naked],
         )
-        fabric_name = _paint_fabric(rng, mesh, new, "jacket")
+        fabric_name = _paint_fabric(jacket_rng, mesh, new, "jacket")
         fabric = mesh.colors[new]
-        long_coat = rng.random() < 0.4
+        long_coat = jacket_rng.random() < 0.4
         outfit["jacket"] = (
             f"{fabric_name} "
             + ("open " if opened else "closed ")
@@ -676,21 +686,23 @@ def dress(
     # 4. Shoes with a sole (boots where the paint goes up the shin).
     w, z = mesh.weights, mesh.rest[:, 2]
     floor = float(z[w["foot"] > 0.5].min())
-    sole = rng.uniform(0.012, 0.03)
+    sole = shoes_rng.uniform(0.012, 0.03)
     on_sole = np.clip((floor + 0.025 - z) / 0.015, 0.0, 1.0) * (w["shoes"] > 0.5)
-    offsets = layer_offsets(np.full(len(z), rng.uniform(0.004, 0.008)))
+    offsets = layer_offsets(np.full(len(z), shoes_rng.uniform(0.004, 0.008)))
     offsets[:, 1] -= sole * on_sole
     surface = _Surface(mesh.vertices, mesh.faces)
     new = _extrude(mesh, _face_mask(mesh, w["shoes"]), offsets, SHOES, [surface, naked])
-    outfit["shoes"] = f"{_paint_fabric(rng, mesh, new, 'shoes')}, sole {100 * sole:.1f} cm"
-    sole_color = (240.0, 240.0, 236.0) if rng.random() < 0.5 else (35.0, 30.0, 28.0)
+    outfit["shoes"] = f"{_paint_fabric(shoes_rng, mesh, new, 'shoes')}, sole {100 * sole:.1f} cm"
+    sole_color = (240.0, 240.0, 236.0) if shoes_rng.random() < 0.5 else (35.0, 30.0, 28.0)
     mesh.colors[new[mesh.rest[new, 2] < floor + 0.012]] = sole_color
 
     # 5. Hair with volume: thicker on top and at the back, strands as ridges, long hair fuller.
     if not regions.bald:
         w = mesh.weights
         normals = _vertex_normals(mesh)
-        volume = rng.uniform(0.018, 0.04) if regions.long_hair else rng.uniform(0.005, 0.02)
+        volume = (
+            hair_rng.uniform(0.018, 0.04) if regions.long_hair else hair_rng.uniform(0.005, 0.02)
+        )
         hair = w["hair"].copy()
         centre = mesh.rest[hair > 0.5].mean(axis=0)
         if regions.long_hair:  # falling down the back, over whatever is worn there
@@ -698,13 +710,13 @@ def dress(
             back = (
                 ((w["torso"] > 0.5) | (w["neck"] > 0.5))
                 & (mesh.rest[:, 1] > centre[1] - 0.02)
-                & (np.abs(mesh.rest[:, 0] - centre[0]) < rng.uniform(0.07, 0.12))
-                & (mesh.rest[:, 2] > neck_base - rng.uniform(0.03, 0.25))
+                & (np.abs(mesh.rest[:, 0] - centre[0]) < hair_rng.uniform(0.07, 0.12))
+                & (mesh.rest[:, 2] > neck_base - hair_rng.uniform(0.03, 0.25))
             )
             mesh.colors[back & (hair < 0.5)] = mesh.colors[hair > 0.5].mean(axis=0)
             hair = np.maximum(hair, back.astype(np.float64))
         around = np.arctan2(mesh.rest[:, 0] - centre[0], mesh.rest[:, 1] - centre[1]) * 0.09
-        strands = _ring_folds(rng, around, mesh.rest)
+        strands = _ring_folds(hair_rng, around, mesh.rest)
         thickness = (
             volume * (0.45 + 0.55 * np.clip(normals[:, 1], 0.0, 1.0)) * (0.8 + 0.4 * strands)
         )
@@ -714,7 +726,7 @@ def dress(
             mesh, _face_mask(mesh, hair), thickness[:, None] * normals, HAIR, [surface, naked]
         )
         outfit["hair"] = ("long" if regions.long_hair else "short") + f" {100 * volume:.1f} cm"
-        if regions.long_hair and len(hair_new) and rng.random() < 0.4:
+        if regions.long_hair and len(hair_new) and hair_rng.random() < 0.4:
             hair_color = mesh.colors[hair_new].mean(axis=0)
             head = mesh.vertices[hair_new]
             head_centre = head.mean(axis=0)
@@ -723,9 +735,9 @@ def dress(
             back = -facing / max(np.linalg.norm(facing), 1e-9)
             up = np.array([0.0, 1.0, 0.0])
             surface = _Surface(mesh.vertices, mesh.faces)
-            if rng.random() < 0.5:
+            if hair_rng.random() < 0.5:
                 anchor = head[np.argmax((head - head_centre) @ (back + 0.6 * up))]
-                radius = rng.uniform(0.035, 0.05)
+                radius = hair_rng.uniform(0.035, 0.05)
                 bun = trimesh.creation.icosphere(subdivisions=3, radius=radius)
                 bun.vertices = (
                     bun.vertices * [1.0, 0.8, 1.0]
@@ -736,13 +748,13 @@ def dress(
                 outfit["hair"] += ", bun"
             else:
                 anchor = head[np.argmax((head - head_centre) @ back)]
-                length = rng.uniform(0.15, 0.35)
+                length = hair_rng.uniform(0.15, 0.35)
                 end = (
                     anchor
                     + 0.03 * back
                     + length * (0.25 * back - up) / np.linalg.norm(0.25 * back - up)
                 )
-                tail = _capsule_along(anchor + 0.01 * back, end, rng.uniform(0.02, 0.03), 0.6)
+                tail = _capsule_along(anchor + 0.01 * back, end, hair_rng.uniform(0.02, 0.03), 0.6)
                 _add_object(mesh, tail, hair_color, HAIR, [surface, naked])
                 outfit["hair"] += ", ponytail"
 
@@ -765,33 +777,35 @@ def dress(
         spec = _ShellSpec(
             top=top_y,
             hem=posed_y(skirt_hem),
-            flare=rng.uniform(0.0, 0.12),
-            folds=rng.uniform(0.02, 0.12),
-            lobes=int(rng.integers(6, 14)),
+            flare=shell_rng.uniform(0.0, 0.12),
+            folds=shell_rng.uniform(0.02, 0.12),
+            lobes=int(shell_rng.integers(6, 14)),
             gap=0.0,
-            clearance=rng.uniform(0.01, 0.03),
+            clearance=shell_rng.uniform(0.01, 0.03),
         )
-        new = _add_shell(mesh, spec, rng, legs_and_hips)
-        if outfit["skirt"] == "long skirt" and rng.random() < 0.5:  # a dress: top and skirt alike
+        new = _add_shell(mesh, spec, shell_rng, legs_and_hips)
+        if (
+            outfit["skirt"] == "long skirt" and shell_rng.random() < 0.5
+        ):  # a dress: top and skirt alike
             outfit["skirt"] = (
-                f"{_paint_fabric(rng, mesh, np.concatenate([top_new, new]), 'dress')} dress"
+                f"{_paint_fabric(shell_rng, mesh, np.concatenate([top_new, new]), 'dress')} dress"
             )
         else:
-            outfit["skirt"] = f"{_paint_fabric(rng, mesh, new, 'skirt')} {outfit['skirt']}"
+            outfit["skirt"] = f"{_paint_fabric(shell_rng, mesh, new, 'skirt')} {outfit['skirt']}"
     elif coat_hem is not None:
         hem, opened, fabric = coat_hem
         top_y = _posed_height(mesh, hem + 0.03, w["torso"] > 0.5)
         enclosed = legs_and_hips
         spec = _ShellSpec(
             top=top_y,
-            hem=posed_y(heights.knee + rng.uniform(-0.1, 0.15)),
-            flare=rng.uniform(0.0, 0.06),
-            folds=rng.uniform(0.01, 0.05),
-            lobes=int(rng.integers(4, 10)),
-            gap=rng.uniform(0.3, 0.9) if opened else 0.0,
-            clearance=rng.uniform(0.015, 0.03),
+            hem=posed_y(heights.knee + shell_rng.uniform(-0.1, 0.15)),
+            flare=shell_rng.uniform(0.0, 0.06),
+            folds=shell_rng.uniform(0.01, 0.05),
+            lobes=int(shell_rng.integers(4, 10)),
+            gap=shell_rng.uniform(0.3, 0.9) if opened else 0.0,
+            clearance=shell_rng.uniform(0.015, 0.03),
         )
-        new = _add_shell(mesh, spec, rng, enclosed)
+        new = _add_shell(mesh, spec, shell_rng, enclosed)
         mesh.colors[new] = fabric
 
     # Soles on the floor.

@@ -166,6 +166,20 @@ def make_human(
 
     if clothes not in CLOTHES:
         raise ValueError(f"clothes must be one of {CLOTHES}, got {clothes!r}")
+    # anny's forward rounds differently with another torch thread count, and a garment's
+    # discrete choices can follow the last bit: one thread gives every machine the same human
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _make_human(model, seed, name, clothes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_human(model: AnnyAssets, seed: int, name: str, clothes: str) -> SyntheticHuman:
+    """:func:`make_human` on the current torch threads."""
+    import torch
+
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         phenotype = _sample_phenotype(rng, model)
