@@ -300,6 +300,17 @@ def test_ddp_resume_continues_exactly(synthetic_training_set, ddp_phase1, tmp_pa
     )
 
 
+def test_ddp_out_of_time_stops_both_ranks_at_one_step(synthetic_training_set, tmp_path):
+    """--max_minutes under 2-process DDP: the ranks agree (an all-reduce) to stop after the
+    same step, and rank 0 saves last.pt there; no hang, no validation."""
+    argv = train_argv(synthetic_training_set, tmp_path, "--phase", "1", *DDP_ARGS)
+    run_ddp([*argv, "--max_minutes", "1e-9"])
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (state["epoch"], state["step_in_epoch"], state["world_size"]) == (0, 1, 2)
+    assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 1
+    assert not (tmp_path / "val_log.jsonl").exists()
+
+
 KILL_ARGS = ("--batch_size", "1", "--workers", "1", "--save_every", "1", "--lr", "1e-3")
 """One process, one DataLoader worker, 6 steps in the epoch, last.pt after every step."""
 
