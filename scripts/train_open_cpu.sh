@@ -4,7 +4,7 @@
 # on disk are skipped, each training stage continues from its last.pt, a finished stage is a
 # no-op), so run the same command again after an interruption, in this session or the next.
 #
-#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 1.5 h of training)
+#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 3 h of training)
 #   OUT=outputs/train/open2 bash scripts/train_open_cpu.sh   # another run on the same data
 #
 # Writes checkpoints/open_w025_512.pt (weights and training arguments, models.export).
@@ -18,7 +18,8 @@ common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --dep
   --no_progress --resume auto)
 
 # 248 clothed humans (seed 11), 7 yaws each: 240 for training (1,680 views), 8 for validation.
-"$PY" -m render.make_training_set --data_path "$DATA" --num 248 --res 512 --seed 11 --val_items 8
+"$PY" -m render.make_training_set --data_path "$DATA" --num 248 --res 512 --seed 11 --val_items 8 \
+  --workers 2
 # Phase 1: the demo weights' normal and depth nets, 2 epochs on clothed people at lr 5e-4.
 "$PY" train.py --phase 1 "${common[@]}" --epochs 2 --lr 5e-4 \
   --init_from checkpoints/demo_w025_512.pt --out_dir "$OUT/p1"
@@ -29,4 +30,10 @@ common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --dep
   --init_from "$OUT/p2/last.pt" --out_dir "$OUT/p2b"
 "$PY" train.py --phase 2 "${common[@]}" --epochs 1 --lr 1e-4 \
   --init_from "$OUT/p2b/last.pt" --out_dir "$OUT/p2c"
-"$PY" -m models.export "$OUT/p2c/best.pt" checkpoints/open_w025_512.pt
+# Phase 1 again: 3 more epochs at lr 3e-4 (the coarse depth was still improving).
+"$PY" train.py --phase 1 "${common[@]}" --epochs 3 --lr 3e-4 \
+  --init_from "$OUT/p1/last.pt" --out_dir "$OUT/p1b"
+# Phase 2 on the new nets, the refinement net of p2c fine-tuned: 3 epochs at lr 1.5e-4.
+"$PY" train.py --phase 2 "${common[@]}" --epochs 3 --lr 1.5e-4 \
+  --init_from "$OUT/p1b/last.pt" --refine_from "$OUT/p2c/last.pt" --out_dir "$OUT/p2d"
+"$PY" -m models.export "$OUT/p2d/best.pt" checkpoints/open_w025_512.pt
