@@ -1,11 +1,11 @@
 """The demo on the embedded default: bundled synthetic photos -> 3D meshes, evaluated.
 
-    python demo.py                      # data/demo + checkpoints/demo_w025_512.pt -> outputs/demo
+    python demo.py                      # data/demo + checkpoints/open_w025_512.pt -> outputs/demo
 
 Runs the Predictor (depth and normal maps, coloured point clouds), screened Poisson meshing and
 the evaluation against the ground-truth scans, prints the table and writes ``panel.png``. Fully
-offline: the inputs and the weights ship with the repository (see the README for what the demo
-weights are and are not).
+offline: the inputs and the weights ship with the repository (see checkpoints/README.md for what
+the open weights are and are not).
 """
 
 from __future__ import annotations

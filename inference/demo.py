@@ -1,8 +1,9 @@
 """The demo: bundled synthetic photos -> maps, point clouds, meshes, evaluation and a panel.
 
 Everything it reads ships with the repository (``data/demo``: CC0 synthetic humans rendered by
-``render/`` with their ground-truth scans; ``checkpoints/demo_w025_512.pt``: a small model trained
-by ``train.py`` on other synthetic humans), so it runs offline on a fresh clone.
+``render/`` with their ground-truth scans; ``checkpoints/open_w025_512.pt``: the open weights, a
+small model trained by ``train.py`` on other synthetic humans, in painted clothes and then in
+garments with geometry), so it runs offline on a fresh clone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from utils.visualize import depth_rgb8, grid, label, normal_rgb8, write_png
 log = logging.getLogger(__name__)
 
 DEMO_DATA = Path("data/demo")
-DEMO_CHECKPOINT = Path("checkpoints/demo_w025_512.pt")
+DEMO_CHECKPOINT = Path("checkpoints/open_w025_512.pt")
 DATA_NAME = "ANNY"
 VIEW_YAW = 0
 TILE = 256
