@@ -1,6 +1,6 @@
 """2K2K in the browser: upload a photo, get its keypoints, normal and depth maps and a 3D mesh.
 
-    python app.py                                   # http://127.0.0.1:7860, the demo weights
+    python app.py                                   # http://127.0.0.1:7860, the open weights
     python app.py --checkpoint outputs/train/p2/best.pt --server_name 0.0.0.0 --port 8080
 
 Needs the app extra (``bash scripts/setup.sh --app``: Gradio); plain photos (no alpha, no

@@ -138,7 +138,7 @@ class AppRunner:
     """The model, the input reader and the output folder of one app; :meth:`run` per photo.
 
     Args:
-        checkpoint: phase-2 weights (default: the bundled demo weights).
+        checkpoint: phase-2 weights (default: the bundled open weights, ``DEMO_CHECKPOINT``).
         out_dir: where each run's folder is made.
         device: ``"cpu"`` or ``"cuda"``.
         poisson: meshing settings (default: ``test_03_poisson.py``'s).
