@@ -80,10 +80,12 @@ def panel_row(item: DemoItem) -> list[np.ndarray]:
     fg = pred.foreground[:, :, None].astype(bool)
     rgb = np.where(fg, pred.image, 255).astype(np.uint8)
     pn, gn = item.views
+    inside = pred.foreground[None]  # as written to normal/: nothing outside the input silhouette
+    front, back = (torch.from_numpy(n * inside) for n in (pred.normal_front, pred.normal_back))
     return [
         label(cv2.resize(rgb, (TILE, TILE), interpolation=cv2.INTER_AREA), item.stem),
-        label(normal_rgb8(torch.from_numpy(pred.normal_front), "front", TILE), "normal front"),
-        label(normal_rgb8(torch.from_numpy(pred.normal_back), "back", TILE), "normal back"),
+        label(normal_rgb8(front, "front", TILE), "normal front"),
+        label(normal_rgb8(back, "back", TILE), "normal back"),
         label(depth_rgb8(torch.from_numpy(pred.depth_front)[None], TILE), "depth front"),
         label(mesh_normal_tile(pn[0]), "mesh, front"),
         label(mesh_normal_tile(pn[1]), "mesh, side"),
