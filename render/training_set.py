@@ -166,8 +166,9 @@ def build_synthetic_training_set(
     if failures is not None:
         failures.extend(sorted(failed))
     lines = write_list(data_path, DATA_NAME, options.yaws).read_text().splitlines()
+    complete = set(good)
     train, val = split_by_item(
-        [line for line in lines if item_of_line(line) in set(good)], val_items
+        [line for line in lines if item_of_line(line) in complete], val_items
     )
     paths = data_path / "list" / "train.txt", data_path / "list" / "val.txt"
     for path, part in zip(paths, (train, val), strict=True):

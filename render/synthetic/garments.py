@@ -784,9 +784,8 @@ def dress(
             clearance=shell_rng.uniform(0.01, 0.03),
         )
         new = _add_shell(mesh, spec, shell_rng, legs_and_hips)
-        if (
-            outfit["skirt"] == "long skirt" and shell_rng.random() < 0.5
-        ):  # a dress: top and skirt alike
+        # a dress: top and skirt alike
+        if outfit["skirt"] == "long skirt" and shell_rng.random() < 0.5:
             outfit["skirt"] = (
                 f"{_paint_fabric(shell_rng, mesh, np.concatenate([top_new, new]), 'dress')} dress"
             )
