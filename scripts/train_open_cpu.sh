@@ -4,7 +4,7 @@
 # on disk are skipped, each training stage continues from its last.pt, a finished stage is a
 # no-op), so run the same command again after an interruption, in this session or the next.
 #
-#   bash scripts/train_open_cpu.sh            # everything (≈ 20 min of data, ≈ 3 h of training)
+#   bash scripts/train_open_cpu.sh            # everything (≈ 40 min of data, ≈ 6 h of training)
 #   OUT=outputs/train/open2 bash scripts/train_open_cpu.sh   # another run on the same data
 #
 # Writes checkpoints/open_w025_512.pt (weights and training arguments, models.export).
@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/clothed}
+BIG=${BIG:-data/clothed_big}
 OUT=${OUT:-outputs/train/open}
-common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --depth_beta 0
-  --no_progress --resume auto)
+opts=(--res 512 --width 0.25 --threads 1 --workers 1 --depth_beta 0 --no_progress --resume auto)
+common=(--data_path "$DATA" "${opts[@]}")
 
 # 248 clothed humans (seed 11), 7 yaws each: 240 for training (1,680 views), 8 for validation.
 "$PY" -m render.make_training_set --data_path "$DATA" --num 248 --res 512 --seed 11 --val_items 8 \
@@ -36,4 +37,26 @@ common=(--data_path "$DATA" --res 512 --width 0.25 --threads 1 --workers 1 --dep
 # Phase 2 on the new nets, the refinement net of p2c fine-tuned: 3 epochs at lr 1.5e-4.
 "$PY" train.py --phase 2 "${common[@]}" --epochs 3 --lr 1.5e-4 \
   --init_from "$OUT/p1b/last.pt" --refine_from "$OUT/p2c/last.pt" --out_dir "$OUT/p2d"
-"$PY" -m models.export "$OUT/p2d/best.pt" checkpoints/open_w025_512.pt
+# Phase 1 again: 3 epochs at lr 2e-4 from p1b; phase 2 on them, p2d's refinement net fine-tuned
+# 2 epochs at lr 1.5e-4.
+"$PY" train.py --phase 1 "${common[@]}" --epochs 3 --lr 2e-4 \
+  --init_from "$OUT/p1b/last.pt" --out_dir "$OUT/p1c"
+"$PY" train.py --phase 2 "${common[@]}" --epochs 2 --lr 1.5e-4 \
+  --init_from "$OUT/p1c/last.pt" --refine_from "$OUT/p2d/last.pt" --out_dir "$OUT/p2e"
+# 248 more people: humans 248-495 of the same seed (human i depends only on seed and i) in a
+# second folder whose first 248 humans are hard links to $DATA's files, so only the new ones are
+# built. 488 train (3,416 views), 8 (488-495) validate.
+if [ ! -d "$BIG/list" ]; then
+  mkdir -p "$BIG"
+  cp -al --remove-destination "$DATA/Joint3D" "$DATA/PERS" "$DATA/obj" "$BIG/"
+fi
+"$PY" -m render.make_training_set --data_path "$BIG" --num 496 --res 512 --seed 11 --val_items 8 \
+  --workers 2
+# On the 488 people: phase 1, 1 epoch at lr 2e-4 from p1c; phase 2 on it, p2e's refinement net
+# fine-tuned 1 epoch at lr 1e-4.
+big=(--data_path "$BIG" "${opts[@]}")
+"$PY" train.py --phase 1 "${big[@]}" --epochs 1 --lr 2e-4 \
+  --init_from "$OUT/p1c/last.pt" --out_dir "$OUT/p1d"
+"$PY" train.py --phase 2 "${big[@]}" --epochs 1 --lr 1e-4 \
+  --init_from "$OUT/p1d/last.pt" --refine_from "$OUT/p2e/last.pt" --out_dir "$OUT/p2f"
+"$PY" -m models.export "$OUT/p2f/best.pt" checkpoints/open_w025_512.pt
