@@ -251,7 +251,7 @@ class AppRunner:
         write_mesh(meshes["obj"], mesh)
         write_mesh(meshes["ply"], mesh)
         atomic_write_bytes(meshes["glb"], glb_bytes(mesh))
-        fg = pred.foreground[None].astype(np.float32)
+        front, back = pred.silhouette_normals()
         res = pred.res
         keypoint_source = item.keypoint_source
         if keypoint_source != "detector":
@@ -266,8 +266,8 @@ class AppRunner:
         report(1.0, "done")
         return AppResult(
             overlay=keypoint_picture(item.image, item.keypoints),
-            normal_front=normal_rgb8(torch.from_numpy(pred.normal_front * fg), "front", res),
-            normal_back=normal_rgb8(torch.from_numpy(pred.normal_back * fg), "back", res),
+            normal_front=normal_rgb8(torch.from_numpy(front), "front", res),
+            normal_back=normal_rgb8(torch.from_numpy(back), "back", res),
             depth_front=depth_rgb8(torch.from_numpy(pred.depth_front)[None], res),
             meshes=meshes,
             run_dir=run_dir,

@@ -80,8 +80,7 @@ def panel_row(item: DemoItem) -> list[np.ndarray]:
     fg = pred.foreground[:, :, None].astype(bool)
     rgb = np.where(fg, pred.image, 255).astype(np.uint8)
     pn, gn = item.views
-    inside = pred.foreground[None]  # as written to normal/: nothing outside the input silhouette
-    front, back = (torch.from_numpy(n * inside) for n in (pred.normal_front, pred.normal_back))
+    front, back = (torch.from_numpy(n) for n in pred.silhouette_normals())  # as in normal/
     return [
         label(cv2.resize(rgb, (TILE, TILE), interpolation=cv2.INTER_AREA), item.stem),
         label(normal_rgb8(front, "front", TILE), "normal front"),

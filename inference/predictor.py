@@ -119,6 +119,16 @@ class Prediction:
     def res(self) -> int:
         return self.depth_front.shape[0]
 
+    def silhouette_normals(self) -> tuple[np.ndarray, np.ndarray]:
+        """The merged normals with 0 outside the input silhouette (what ``normal/`` holds by
+        default; the part crops' margins write outside it).
+
+        Returns:
+            front, back: [3, res, res] float32 encoded normals.
+        """
+        inside = self.foreground[None]
+        return self.normal_front * inside, self.normal_back * inside
+
     def consistency_normals(self) -> tuple[np.ndarray, np.ndarray]:
         """Encoded normals of the post-processed depth (``get_normal``, the authors' ``cons/``).
 
@@ -523,11 +533,11 @@ def prediction_files(pred: Prediction, stem: str, options: OutputOptions) -> dic
     exactly the keys of :func:`output_names`."""
     images: dict[str, np.ndarray] = {}
     cons = pred.consistency_normals()
-    inside = 1.0 if options.raw_normals else pred.foreground[None]
+    raw = (pred.normal_front, pred.normal_back)
+    normals = raw if options.raw_normals else pred.silhouette_normals()
     for i, side in enumerate(SIDES):
         images[f"depth/{stem}_{side}.png"] = depth_png16((pred.depth_front, pred.depth_back)[i])
-        normal = (pred.normal_front, pred.normal_back)[i] * inside
-        images[f"normal/{stem}_{side}.png"] = encoded_bgr8(normal)
+        images[f"normal/{stem}_{side}.png"] = encoded_bgr8(normals[i])
         images[f"cons/{stem}_{side}.png"] = encoded_bgr8(cons[i])
     if options.normal_parts:
         parts = {
