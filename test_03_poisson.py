@@ -35,7 +35,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 from meshing.batch import list_clouds, output_paths, run_batch
@@ -58,7 +57,11 @@ def get_parser() -> argparse.ArgumentParser:
     io.add_argument("--format", choices=MESH_FORMATS, default="obj", help="mesh file format")
     io.add_argument("--skip_existing", action="store_true", help="skip clouds already meshed")
     io.add_argument("--jobs", type=int, default=1, help="files meshed in parallel processes")
-    io.add_argument("--threads", type=int, help="Poisson threads per job (default: cores / jobs)")
+    io.add_argument(
+        "--threads",
+        type=int,
+        help="Poisson threads per job (default 1: more can segfault under load; 0 = all cores)",
+    )
     add_debug_argument(io)
     rec = p.add_argument_group("reconstruction (defaults: meshing.PoissonOptions)")
     rec.add_argument("--authors", action="store_true", help="start from the authors' settings")
@@ -107,7 +110,8 @@ def resolve_options(args: argparse.Namespace) -> PoissonOptions:
         from inference.pointcloud import AUTHORS_PLY_SCALE
 
         changes["camera_z"] = 1.0 / AUTHORS_PLY_SCALE
-    changes["threads"] = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+    if args.threads is not None:
+        changes["threads"] = args.threads
     return dataclasses.replace(base, **changes)
 
 

@@ -92,7 +92,9 @@ class PoissonOptions:
         density_quantile: remove vertices whose Poisson density is below this quantile (0 = off).
         largest_component: keep only the connected component with the most vertices (default;
             False = keep detached fragments, as the authors).
-        threads: Poisson threads (0 = all cores).
+        threads: Poisson threads (0 = all cores). Default 1: Open3D's Poisson with more threads
+            segfaults now and then when the CPU is saturated (isl-org/Open3D#6828, #7229; seen
+            here twice with two meshing processes on 2 cores), which kills the whole process.
     """
 
     depth: int = 10
@@ -106,7 +108,7 @@ class PoissonOptions:
     camera_z: float = CAMERA_Z
     density_quantile: float = 0.0
     largest_component: bool = True
-    threads: int = 0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.normals not in NORMAL_METHODS:
