@@ -44,15 +44,18 @@ common=(--data_path "$DATA" "${opts[@]}")
   --init_from "$OUT/p1b/last.pt" --out_dir "$OUT/p1c"
 "$PY" train.py --phase 2 "${common[@]}" --epochs 2 --lr 1.5e-4 \
   --init_from "$OUT/p1c/last.pt" --refine_from "$OUT/p2d/last.pt" --out_dir "$OUT/p2e"
-# 248 more people: humans 248-495 of the same seed (human i depends only on seed and i) in a
-# second folder whose first 248 humans are hard links to $DATA's files, so only the new ones are
-# built. 488 train (3,416 views), 8 (488-495) validate.
-if [ ! -d "$BIG/list" ]; then
-  mkdir -p "$BIG"
-  cp -al --remove-destination "$DATA/Joint3D" "$DATA/PERS" "$DATA/obj" "$BIG/"
-fi
-"$PY" -m render.make_training_set --data_path "$BIG" --num 496 --res 512 --seed 11 --val_items 8 \
-  --workers 2
+# grow SRC DST NUM: humans 0..NUM-1 of seed 11 in DST, those SRC has as hard links to its files
+# (human i depends only on seed and i), so only the new ones are built; the last 8 validate.
+grow() {
+  if [ ! -d "$2/list" ]; then
+    mkdir -p "$2"
+    cp -al --remove-destination "$1/Joint3D" "$1/PERS" "$1/obj" "$2/"
+  fi
+  "$PY" -m render.make_training_set --data_path "$2" --num "$3" --res 512 --seed 11 \
+    --val_items 8 --workers 2
+}
+# 248 more people (humans 248-495): 488 train (3,416 views), 8 (488-495) validate.
+grow "$DATA" "$BIG" 496
 # On the 488 people: phase 1, 1 epoch at lr 2e-4 from p1c; phase 2 on it, p2e's refinement net
 # fine-tuned 1 epoch at lr 1e-4.
 big=(--data_path "$BIG" "${opts[@]}")
@@ -60,14 +63,8 @@ big=(--data_path "$BIG" "${opts[@]}")
   --init_from "$OUT/p1c/last.pt" --out_dir "$OUT/p1d"
 "$PY" train.py --phase 2 "${big[@]}" --epochs 1 --lr 1e-4 \
   --init_from "$OUT/p1d/last.pt" --refine_from "$OUT/p2e/last.pt" --out_dir "$OUT/p2f"
-# 248 more people again: humans 496-743 in a third folder whose first 496 are hard links to
-# $BIG's. 736 train (5,152 views), 8 (736-743) validate.
-if [ ! -d "$BIG3/list" ]; then
-  mkdir -p "$BIG3"
-  cp -al --remove-destination "$BIG/Joint3D" "$BIG/PERS" "$BIG/obj" "$BIG3/"
-fi
-"$PY" -m render.make_training_set --data_path "$BIG3" --num 744 --res 512 --seed 11 --val_items 8 \
-  --workers 2
+# 248 more people again (humans 496-743): 736 train (5,152 views), 8 (736-743) validate.
+grow "$BIG" "$BIG3" 744
 # On the 736 people: phase 1, 1 epoch at lr 2e-4 from p1d (p1e). p2f's refinement net fine-tuned
 # on p1d's nets for the first 1,500 steps of an epoch at lr 1e-4 (p2g), then on p1e's nets for a
 # whole epoch at lr 1e-4 with 2 threads (p2h).
@@ -79,7 +76,7 @@ big3=(--data_path "$BIG3" "${opts[@]}")
 "$PY" train.py --phase 2 "${big3[@]}" --threads 2 --epochs 1 --lr 1e-4 \
   --init_from "$OUT/p1e/last.pt" --refine_from "$OUT/p2g/last.pt" --out_dir "$OUT/p2h"
 # Anneal: the authors' schedule leaves a 1-epoch stage at 90 % of its peak rate, and the last
-# weights carry that noise (a body 1.4 cm too thin one stage, 0.8 cm too far the next). 600
+# weights carry that noise (one stage's bodies 1.4 cm too thin, another's 0.4 cm too far). 600
 # steps at lr 1e-5 on p2h's refinement net (p2i): these weights.
 "$PY" train.py --phase 2 "${big3[@]}" --epochs 1 --lr 1e-5 --max_steps 600 \
   --init_from "$OUT/p2h/last.pt" --out_dir "$OUT/p2i"
